@@ -1,0 +1,1 @@
+//! Longshore configuration (filled in next).

@@ -1,0 +1,3 @@
+fn main() {
+    println!("longshore {}", env!("CARGO_PKG_VERSION"));
+}
