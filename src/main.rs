@@ -1,3 +1,86 @@
-fn main() {
-    println!("longshore {}", env!("CARGO_PKG_VERSION"));
+//! The `longshore` command: the daemon and its helpers in one binary.
+//!
+//! `serve` runs the CRI daemon. `monitor` and `pod-init` are the small processes the daemon starts
+//! for each container and for pods with a shared PID namespace; they are dispatched before any
+//! async runtime or logging is set up, so they stay small and single-threaded.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "longshore", version, about = "A Kubernetes CRI container runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the CRI daemon.
+    Serve(longshore::server::ServeArgs),
+    /// Print version information.
+    Version,
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the full default configuration, with comments.
+    Default,
+    /// Check a configuration file and print the result as the daemon would use it.
+    Check {
+        /// The file to check.
+        #[arg(default_value = longshore_config::DEFAULT_CONFIG_PATH)]
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    // The helper processes take over before clap and tokio: they must stay lean.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("pod-init") => return exit_code(longshore_namespaces::pod_init_main()),
+        Some("monitor") => return exit_code(longshore::monitor_main(&args[2..])),
+        _ => {}
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => match longshore::server::serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("longshore: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Version => {
+            println!("{}", longshore::version::long_version());
+            ExitCode::SUCCESS
+        }
+        Command::Config { what: ConfigCommand::Default } => {
+            print!("{}", longshore_config::DEFAULT_CONFIG);
+            ExitCode::SUCCESS
+        }
+        Command::Config { what: ConfigCommand::Check { file } } => {
+            match longshore_config::Config::load(&file, true) {
+                Ok(config) => {
+                    println!("{config:#?}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("longshore: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -1,0 +1,103 @@
+//! The daemon's parts, made once at start and shared by every RPC.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result};
+use longshore_config::Config;
+
+use crate::events::EventBus;
+use crate::state::{Container, NameRegistry, Pod, RecordStore};
+
+/// Everything an RPC handler may need.
+pub struct Daemon {
+    /// The configuration in force.
+    pub config: Config,
+    /// Pod and container records, persisted.
+    pub store: RecordStore,
+    /// Live pods by id.
+    pub pods: RwLock<HashMap<String, Arc<Pod>>>,
+    /// Live containers by id.
+    pub containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Reserved pod and container names.
+    pub names: NameRegistry,
+    /// Container lifecycle events for GetContainerEvents subscribers.
+    pub events: EventBus,
+    /// The binary run for monitors and pod init.
+    pub helper_exe: PathBuf,
+}
+
+impl Daemon {
+    /// Opens the database, makes the folders and recovers the state left by an earlier run.
+    pub async fn open(config: Config) -> Result<Daemon> {
+        for dir in [&config.root, &config.state] {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let db_path = config.root.join("longshore.db");
+        let db = redb::Database::create(&db_path)
+            .with_context(|| format!("opening state database {}", db_path.display()))?;
+        let db = Arc::new(db);
+        let store = RecordStore::new(db.clone())?;
+        let helper_exe = if config.runtime.monitor_path.as_os_str().is_empty() {
+            std::env::current_exe().context("finding the daemon's own binary")?
+        } else {
+            config.runtime.monitor_path.clone()
+        };
+        let daemon = Daemon {
+            config,
+            store,
+            pods: RwLock::new(HashMap::new()),
+            containers: RwLock::new(HashMap::new()),
+            names: NameRegistry::default(),
+            events: EventBus::new(),
+            helper_exe,
+        };
+        Ok(daemon)
+    }
+
+    /// Stops background work at shutdown. Containers and their monitors keep running.
+    pub async fn shutdown(&self) {}
+
+    /// A pod by id.
+    pub fn pod(&self, id: &str) -> Option<Arc<Pod>> {
+        self.pods.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// A container by id.
+    pub fn container(&self, id: &str) -> Option<Arc<Container>> {
+        self.containers.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Every pod.
+    pub fn all_pods(&self) -> Vec<Arc<Pod>> {
+        self.pods.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Every container.
+    pub fn all_containers(&self) -> Vec<Arc<Container>> {
+        self.containers.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}
+
+/// The network condition `Status` reports.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkStatus {
+    /// NetworkReady.
+    pub ready: bool,
+    /// A CamelCase reason when not ready.
+    pub reason: String,
+    /// Human words when not ready.
+    pub message: String,
+}
+
+impl Daemon {
+    /// Whether pods can get a network now.
+    pub fn network_status(&self) -> NetworkStatus {
+        NetworkStatus {
+            ready: false,
+            reason: "NetworkPluginNotReady".into(),
+            message: "CNI is not wired into this build yet".into(),
+        }
+    }
+}

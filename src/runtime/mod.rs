@@ -1,0 +1,298 @@
+//! RuntimeService: pods, containers, streaming, stats and events. One file per RPC; this file
+//! only routes each RPC through [`crate::server::rpc`] to its handler.
+
+mod runtime_config;
+mod status;
+mod version;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::api::runtime_service_server::RuntimeService;
+use crate::api::*;
+use crate::daemon::Daemon;
+use crate::server::rpc;
+
+/// A server stream of CRI responses.
+pub type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The RuntimeService as tonic serves it.
+pub struct RuntimeApi {
+    daemon: Arc<Daemon>,
+}
+
+impl RuntimeApi {
+    /// Serves RuntimeService from `daemon`.
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        RuntimeApi { daemon }
+    }
+}
+
+/// The answer for an RPC Longshore does not implement.
+pub(crate) fn unimplemented<T>(method: &str) -> Result<T, Status> {
+    Err(Status::unimplemented(format!("{method} is not implemented by longshore")))
+}
+
+macro_rules! route {
+    ($self:ident, $name:literal, $req:ident, $handler:path) => {{
+        let d = $self.daemon.clone();
+        rpc($name, $req, move |r| async move { $handler(&d, r).await }).await
+    }};
+}
+
+macro_rules! not_implemented {
+    ($name:literal, $req:ident) => {
+        rpc($name, $req, |_r| async { unimplemented($name) }).await
+    };
+}
+
+#[tonic::async_trait]
+impl RuntimeService for RuntimeApi {
+    async fn version(&self, req: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+        route!(self, "Version", req, version::version)
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        req: Request<RunPodSandboxRequest>,
+    ) -> Result<Response<RunPodSandboxResponse>, Status> {
+        not_implemented!("RunPodSandbox", req)
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        req: Request<StopPodSandboxRequest>,
+    ) -> Result<Response<StopPodSandboxResponse>, Status> {
+        not_implemented!("StopPodSandbox", req)
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        req: Request<RemovePodSandboxRequest>,
+    ) -> Result<Response<RemovePodSandboxResponse>, Status> {
+        not_implemented!("RemovePodSandbox", req)
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        req: Request<PodSandboxStatusRequest>,
+    ) -> Result<Response<PodSandboxStatusResponse>, Status> {
+        not_implemented!("PodSandboxStatus", req)
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        req: Request<ListPodSandboxRequest>,
+    ) -> Result<Response<ListPodSandboxResponse>, Status> {
+        not_implemented!("ListPodSandbox", req)
+    }
+
+    type StreamPodSandboxesStream = RpcStream<StreamPodSandboxesResponse>;
+
+    async fn stream_pod_sandboxes(
+        &self,
+        req: Request<StreamPodSandboxesRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
+        not_implemented!("StreamPodSandboxes", req)
+    }
+
+    async fn create_container(
+        &self,
+        req: Request<CreateContainerRequest>,
+    ) -> Result<Response<CreateContainerResponse>, Status> {
+        not_implemented!("CreateContainer", req)
+    }
+
+    async fn start_container(
+        &self,
+        req: Request<StartContainerRequest>,
+    ) -> Result<Response<StartContainerResponse>, Status> {
+        not_implemented!("StartContainer", req)
+    }
+
+    async fn stop_container(
+        &self,
+        req: Request<StopContainerRequest>,
+    ) -> Result<Response<StopContainerResponse>, Status> {
+        not_implemented!("StopContainer", req)
+    }
+
+    async fn remove_container(
+        &self,
+        req: Request<RemoveContainerRequest>,
+    ) -> Result<Response<RemoveContainerResponse>, Status> {
+        not_implemented!("RemoveContainer", req)
+    }
+
+    async fn list_containers(
+        &self,
+        req: Request<ListContainersRequest>,
+    ) -> Result<Response<ListContainersResponse>, Status> {
+        not_implemented!("ListContainers", req)
+    }
+
+    type StreamContainersStream = RpcStream<StreamContainersResponse>;
+
+    async fn stream_containers(
+        &self,
+        req: Request<StreamContainersRequest>,
+    ) -> Result<Response<Self::StreamContainersStream>, Status> {
+        not_implemented!("StreamContainers", req)
+    }
+
+    async fn container_status(
+        &self,
+        req: Request<ContainerStatusRequest>,
+    ) -> Result<Response<ContainerStatusResponse>, Status> {
+        not_implemented!("ContainerStatus", req)
+    }
+
+    async fn update_container_resources(
+        &self,
+        req: Request<UpdateContainerResourcesRequest>,
+    ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
+        not_implemented!("UpdateContainerResources", req)
+    }
+
+    async fn reopen_container_log(
+        &self,
+        req: Request<ReopenContainerLogRequest>,
+    ) -> Result<Response<ReopenContainerLogResponse>, Status> {
+        not_implemented!("ReopenContainerLog", req)
+    }
+
+    async fn exec_sync(
+        &self,
+        req: Request<ExecSyncRequest>,
+    ) -> Result<Response<ExecSyncResponse>, Status> {
+        not_implemented!("ExecSync", req)
+    }
+
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        not_implemented!("Exec", req)
+    }
+
+    async fn attach(&self, req: Request<AttachRequest>) -> Result<Response<AttachResponse>, Status> {
+        not_implemented!("Attach", req)
+    }
+
+    async fn port_forward(
+        &self,
+        req: Request<PortForwardRequest>,
+    ) -> Result<Response<PortForwardResponse>, Status> {
+        not_implemented!("PortForward", req)
+    }
+
+    async fn container_stats(
+        &self,
+        req: Request<ContainerStatsRequest>,
+    ) -> Result<Response<ContainerStatsResponse>, Status> {
+        not_implemented!("ContainerStats", req)
+    }
+
+    async fn list_container_stats(
+        &self,
+        req: Request<ListContainerStatsRequest>,
+    ) -> Result<Response<ListContainerStatsResponse>, Status> {
+        not_implemented!("ListContainerStats", req)
+    }
+
+    type StreamContainerStatsStream = RpcStream<StreamContainerStatsResponse>;
+
+    async fn stream_container_stats(
+        &self,
+        req: Request<StreamContainerStatsRequest>,
+    ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
+        not_implemented!("StreamContainerStats", req)
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        req: Request<PodSandboxStatsRequest>,
+    ) -> Result<Response<PodSandboxStatsResponse>, Status> {
+        not_implemented!("PodSandboxStats", req)
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        req: Request<ListPodSandboxStatsRequest>,
+    ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
+        not_implemented!("ListPodSandboxStats", req)
+    }
+
+    type StreamPodSandboxStatsStream = RpcStream<StreamPodSandboxStatsResponse>;
+
+    async fn stream_pod_sandbox_stats(
+        &self,
+        req: Request<StreamPodSandboxStatsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
+        not_implemented!("StreamPodSandboxStats", req)
+    }
+
+    async fn update_runtime_config(
+        &self,
+        req: Request<UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
+        route!(self, "UpdateRuntimeConfig", req, runtime_config::update_runtime_config)
+    }
+
+    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        route!(self, "Status", req, status::status)
+    }
+
+    async fn checkpoint_container(
+        &self,
+        req: Request<CheckpointContainerRequest>,
+    ) -> Result<Response<CheckpointContainerResponse>, Status> {
+        not_implemented!("CheckpointContainer", req)
+    }
+
+    type GetContainerEventsStream = RpcStream<ContainerEventResponse>;
+
+    async fn get_container_events(
+        &self,
+        req: Request<GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+        not_implemented!("GetContainerEvents", req)
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        req: Request<ListMetricDescriptorsRequest>,
+    ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
+        not_implemented!("ListMetricDescriptors", req)
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        req: Request<ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
+        not_implemented!("ListPodSandboxMetrics", req)
+    }
+
+    type StreamPodSandboxMetricsStream = RpcStream<StreamPodSandboxMetricsResponse>;
+
+    async fn stream_pod_sandbox_metrics(
+        &self,
+        req: Request<StreamPodSandboxMetricsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
+        not_implemented!("StreamPodSandboxMetrics", req)
+    }
+
+    async fn runtime_config(
+        &self,
+        req: Request<RuntimeConfigRequest>,
+    ) -> Result<Response<RuntimeConfigResponse>, Status> {
+        route!(self, "RuntimeConfig", req, runtime_config::runtime_config)
+    }
+
+    async fn update_pod_sandbox_resources(
+        &self,
+        req: Request<UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<UpdatePodSandboxResourcesResponse>, Status> {
+        not_implemented!("UpdatePodSandboxResources", req)
+    }
+}

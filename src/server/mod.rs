@@ -1,0 +1,129 @@
+//! The daemon's front door: configuration, logging, the CRI socket, signals and shutdown.
+
+mod rpc;
+mod socket;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use longshore_config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+
+use crate::api::image_service_server::ImageServiceServer;
+use crate::api::runtime_service_server::RuntimeServiceServer;
+use crate::daemon::Daemon;
+use crate::image::ImageApi;
+use crate::runtime::RuntimeApi;
+
+pub(crate) use rpc::rpc;
+
+/// Flags of `longshore serve`; each overrides the configuration file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). A missing default file means all defaults.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// CRI socket path.
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Persistent data folder.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Volatile state folder.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Log filter, e.g. `debug`.
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// Loads the configuration the way `serve` does: file, then flags, then validation.
+pub fn load_config(args: &ServeArgs) -> Result<Config> {
+    let (path, must_exist) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+    };
+    let mut config = Config::load(&path, must_exist)?;
+    if let Some(root) = &args.root {
+        config.root = root.clone();
+    }
+    if let Some(state) = &args.state {
+        config.state = state.clone();
+    }
+    if let Some(socket) = &args.socket {
+        config.grpc.socket = socket.clone();
+    }
+    if let Some(level) = &args.log_level {
+        config.log.level = level.clone();
+    }
+    config
+        .validate()
+        .map_err(|(key, reason)| anyhow::anyhow!("flag or key `{key}`: {reason}"))?;
+    Ok(config)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let config = load_config(&args)?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("longshore")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(config: Config) -> Result<()> {
+    let socket_path = config.socket_path();
+    let max = config.grpc.max_message_size.0 as usize;
+    let group = config.grpc.group.clone();
+    let daemon = Arc::new(Daemon::open(config).await?);
+    let listener = socket::bind(&socket_path, &group)?;
+    info!(socket = %socket_path.display(), version = crate::version::VERSION, "longshore is serving CRI");
+
+    let runtime_service = RuntimeServiceServer::new(RuntimeApi::new(daemon.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let image_service = ImageServiceServer::new(ImageApi::new(daemon.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let result = tonic::transport::Server::builder()
+        .add_service(runtime_service)
+        .add_service(image_service)
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await;
+    daemon.shutdown().await;
+    socket::remove(&socket_path);
+    info!("longshore stopped; containers keep running under their monitors");
+    result.context("serving gRPC")
+}
+
+async fn shutdown_signal() {
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+}
