@@ -7,6 +7,7 @@
 //! workspace's `crates/`.
 
 pub mod api;
+pub mod client;
 pub mod daemon;
 pub mod events;
 pub mod image;

@@ -71,6 +71,14 @@ pub struct ContainerRecord {
     pub pid: i32,
     /// The handler that runs it ("" for the embedded executor).
     pub runtime_handler: String,
+    /// The uid its process runs as.
+    pub uid: i64,
+    /// The gid its process runs as.
+    pub gid: i64,
+    /// Its supplemental groups.
+    pub supplemental_groups: Vec<i64>,
+    /// Signal that asks it to stop (from the config or the image), as a number.
+    pub stop_signal: i32,
     /// Current resources (after UpdateContainerResources), protobuf-encoded
     /// `LinuxContainerResources`; empty means as created.
     #[serde(with = "super::proto_bytes")]
@@ -89,18 +97,22 @@ pub struct Container {
     pub record: RwLock<ContainerRecord>,
     /// Serialises lifecycle operations on this container.
     pub lifecycle: tokio::sync::Mutex<()>,
+    /// Flips to `true` once the container's exit is recorded; StopContainer waits on it.
+    pub exited: tokio::sync::watch::Sender<bool>,
 }
 
 impl Container {
     /// Builds the in-memory container from its record.
     pub fn from_record(record: ContainerRecord) -> Result<Container, prost::DecodeError> {
         let config = ContainerConfig::decode(record.config.as_slice())?;
+        let (exited, _) = tokio::sync::watch::channel(record.state == ContainerState::Exited);
         Ok(Container {
             id: record.id.clone(),
             pod_id: record.pod_id.clone(),
             config,
             record: RwLock::new(record),
             lifecycle: tokio::sync::Mutex::new(()),
+            exited,
         })
     }
 

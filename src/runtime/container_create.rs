@@ -1,0 +1,175 @@
+//! `CreateContainer`: an overlay root of the image's shared layers plus a writable upper layer,
+//! and an OCI bundle built from the whole `ContainerConfig`. The process starts at StartContainer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+use tonic::Status;
+use tracing::info;
+
+use super::spec::{self, PodContext, SpecInput};
+use super::{container_events, lookup, validate};
+use crate::api::{ContainerEventType, CreateContainerRequest, CreateContainerResponse};
+use crate::daemon::Daemon;
+use crate::state::{Container, ContainerRecord, ContainerState, Pod, PodState, new_id, now_nanos};
+
+pub(super) async fn create_container(
+    d: &Arc<Daemon>,
+    req: CreateContainerRequest,
+) -> Result<CreateContainerResponse, Status> {
+    let config = req.config.ok_or_else(|| Status::invalid_argument("config is required"))?;
+    validate::container_config(&config)?;
+    let pod = lookup::pod(d, &req.pod_sandbox_id)?;
+    let _pod_guard = pod.lifecycle.lock().await;
+    if pod.state() != PodState::Ready {
+        return Err(Status::failed_precondition(format!(
+            "pod sandbox {} is not ready; containers can only be created in a ready pod",
+            pod.id
+        )));
+    }
+    let id = new_id();
+    let full_name = Container::full_name(&config, &pod.config);
+    d.names.reserve(&full_name, &id).map_err(|holder| {
+        Status::already_exists(format!("container name {full_name:?} is reserved for {holder}"))
+    })?;
+    match make_container(d, &pod, &id, config).await {
+        Ok(()) => {
+            info!(container = %id, pod = %pod.id, name = %full_name, "container created");
+            Ok(CreateContainerResponse { container_id: id })
+        }
+        Err(status) => {
+            d.names.release(&full_name, &id);
+            Err(status)
+        }
+    }
+}
+
+async fn make_container(
+    d: &Arc<Daemon>,
+    pod: &Arc<Pod>,
+    id: &str,
+    config: crate::api::ContainerConfig,
+) -> Result<(), Status> {
+    let image_name = config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+    let image = d
+        .images
+        .resolve(&image_name)
+        .map_err(crate::image::status_from)?
+        .ok_or_else(|| Status::not_found(format!("image {image_name:?} not found; pull it first")))?;
+    let pod_record = pod.snapshot();
+    let state_dir = d.config.state.join("containers").join(id);
+    let rootfs = state_dir.join("rootfs");
+    let log_path = log_path(&pod.config.log_directory, &config.log_path);
+    let cgroup = super::container_cgroup::path_for(d, &pod_record, id)?;
+    let mut record = ContainerRecord {
+        id: id.to_string(),
+        pod_id: pod.id.clone(),
+        state: ContainerState::Created,
+        created_at: now_nanos(),
+        config: config.encode_to_vec(),
+        image_id: image.id.clone(),
+        image_name: display_image_name(&image_name, &image),
+        image_ref: image.repo_digests.first().cloned().unwrap_or_default(),
+        log_path,
+        state_dir: state_dir.clone(),
+        cgroup: cgroup.clone(),
+        runtime_handler: pod_record.runtime_handler.clone(),
+        ..Default::default()
+    };
+    let made = prepare(d, pod, &config, &image, &mut record, &rootfs).await;
+    if let Err(status) = made {
+        super::container_remove::release_storage(d, &record).await;
+        return Err(status);
+    }
+    d.store.put_container(&record).map_err(|e| Status::internal(e.to_string()))?;
+    let container = Arc::new(Container::from_record(record).map_err(|e| Status::internal(e.to_string()))?);
+    d.containers.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), container.clone());
+    container_events::emit(d, &container, ContainerEventType::ContainerCreatedEvent);
+    Ok(())
+}
+
+/// Snapshot, mount, spec, bundle.
+async fn prepare(
+    d: &Arc<Daemon>,
+    pod: &Arc<Pod>,
+    config: &crate::api::ContainerConfig,
+    image: &longshore_image::Image,
+    record: &mut ContainerRecord,
+    rootfs: &Path,
+) -> Result<(), Status> {
+    std::fs::create_dir_all(record.state_dir.join("bundle"))
+        .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
+    let layers = d
+        .snapshots
+        .prepare(&record.id, &image.chain_ids)
+        .map_err(|e| Status::internal(format!("preparing the writable layer: {e}")))?;
+    std::fs::create_dir_all(rootfs)
+        .map_err(|e| Status::internal(format!("creating {}: {e}", rootfs.display())))?;
+    d.snapshots
+        .mount(&layers, rootfs)
+        .map_err(|e| Status::internal(format!("mounting the container's root: {e}")))?;
+
+    let pod_record = pod.snapshot();
+    let target_pid = super::container_namespaces::target_pid(d, config)?;
+    let pod_ctx = PodContext {
+        netns: pod_record.netns.clone(),
+        ipcns: pod_record.ipcns.clone(),
+        utsns: pod_record.utsns.clone(),
+        pidns: pod_record.pidns.clone(),
+        target_pid,
+        hostname: std::fs::read_to_string(pod_record.state_dir.join("hostname"))
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        hostname_file: Some(pod_record.state_dir.join("hostname")),
+        hosts_file: Some(pod_record.state_dir.join("hosts")),
+        resolv_conf: Some(pod_record.state_dir.join("resolv.conf")),
+        shm: pod_record.shm.clone(),
+    };
+    let image_view = super::spec_inputs::image_view(image, &record.image_name);
+    let settings = super::spec_inputs::settings(d);
+    let input = SpecInput {
+        container_id: &record.id,
+        config,
+        pod_config: &pod.config,
+        pod: &pod_ctx,
+        image: &image_view,
+        rootfs,
+        cgroups_path: &record.cgroup,
+        settings: &settings,
+    };
+    let built = spec::build(&input)?;
+    record.uid = built.user.uid as i64;
+    record.gid = built.user.gid as i64;
+    record.supplemental_groups = built.user.additional_gids.iter().map(|g| *g as i64).collect();
+    let json = serde_json::to_vec_pretty(&built.spec)
+        .map_err(|e| Status::internal(format!("encoding the OCI spec: {e}")))?;
+    let bundle_config = record.state_dir.join("bundle").join("config.json");
+    std::fs::write(&bundle_config, json)
+        .map_err(|e| Status::internal(format!("writing {}: {e}", bundle_config.display())))?;
+    if !record.log_path.as_os_str().is_empty() {
+        if let Some(dir) = record.log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Status::internal(format!("creating log folder {}: {e}", dir.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// `<log_directory>/<log_path>`, or nothing when kubelet gave no folder.
+fn log_path(log_directory: &str, relative: &str) -> PathBuf {
+    if log_directory.is_empty() || relative.is_empty() {
+        return PathBuf::new();
+    }
+    Path::new(log_directory).join(relative)
+}
+
+/// The image name a status shows: what the user asked for, or a tag when they gave an id.
+fn display_image_name(requested: &str, image: &longshore_image::Image) -> String {
+    if requested.starts_with("sha256:") || image.id.contains(requested) {
+        if let Some(tag) = image.repo_tags.first() {
+            return tag.clone();
+        }
+    }
+    requested.to_string()
+}

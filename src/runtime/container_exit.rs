@@ -1,0 +1,39 @@
+//! Watching a running container until its monitor reports the exit, then recording it.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::{container_cgroup, container_events, container_monitor};
+use crate::api::ContainerEventType;
+use crate::daemon::Daemon;
+use crate::state::{Container, ContainerState, ExitInfo};
+
+/// Spawns the task that waits for this container's exit.
+pub(crate) fn watch(d: Arc<Daemon>, container: Arc<Container>) {
+    tokio::spawn(async move {
+        let exit = container_monitor::wait_exit(&container).await;
+        record_exit(&d, &container, exit);
+    });
+}
+
+/// Records an exit: state, code, reason; frees the cgroup; tells subscribers.
+pub(crate) fn record_exit(d: &Daemon, container: &Container, exit: ExitInfo) {
+    if container.state() == ContainerState::Exited {
+        return;
+    }
+    info!(container = %container.id, code = exit.code, reason = %exit.reason, "container exited");
+    let record = container.update(|r| {
+        r.state = ContainerState::Exited;
+        r.pid = 0;
+        r.exit = Some(exit);
+    });
+    if let Err(e) = d.store.put_container(&record) {
+        warn!(container = %container.id, error = %e, "cannot persist the exit");
+    }
+    if let Err(e) = container_cgroup::remove(d, &record) {
+        warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
+    }
+    container.exited.send_replace(true);
+    container_events::emit(d, container, ContainerEventType::ContainerStoppedEvent);
+}

@@ -1,0 +1,80 @@
+//! `StartContainer`: make the container's cgroup, then hand the bundle to a new monitor process
+//! that runs it (embedded executor or an external OCI runtime) and outlives this daemon.
+
+use std::sync::Arc;
+
+use tonic::Status;
+use tracing::{info, warn};
+
+use super::{container_cgroup, container_events, container_exit, container_monitor, lookup};
+use crate::api::{ContainerEventType, StartContainerRequest, StartContainerResponse};
+use crate::daemon::Daemon;
+use crate::state::{Container, ContainerState, ExitInfo, PodState, now_nanos};
+
+pub(super) async fn start_container(
+    d: &Arc<Daemon>,
+    req: StartContainerRequest,
+) -> Result<StartContainerResponse, Status> {
+    let container = lookup::container(d, &req.container_id)?;
+    let _guard = container.lifecycle.lock().await;
+    let state = container.state();
+    if state != ContainerState::Created {
+        return Err(Status::failed_precondition(format!(
+            "container {} is {state:?}, only a created container can be started",
+            container.id
+        )));
+    }
+    let pod = lookup::pod(d, &container.pod_id)?;
+    if pod.state() != PodState::Ready {
+        return Err(Status::failed_precondition(format!("pod sandbox {} is not ready", pod.id)));
+    }
+    match start(d, &container).await {
+        Ok(()) => Ok(StartContainerResponse {}),
+        Err(status) => {
+            record_start_failure(d, &container, &status);
+            Err(status)
+        }
+    }
+}
+
+async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status> {
+    let record = container.snapshot();
+    let resources = super::container_status::current_resources(container);
+    container_cgroup::create(d, &record, resources.as_ref())?;
+    let started = container_monitor::spawn(d, container).await;
+    let started = match started {
+        Ok(s) => s,
+        Err(status) => {
+            let _ = container_cgroup::remove(d, &record);
+            return Err(status);
+        }
+    };
+    let record = container.update(|r| {
+        r.state = ContainerState::Running;
+        r.pid = started.pid;
+        r.started_at = started.started_at;
+    });
+    d.store.put_container(&record).map_err(|e| Status::internal(e.to_string()))?;
+    info!(container = %container.id, pid = started.pid, "container started");
+    container_events::emit(d, container, ContainerEventType::ContainerStartedEvent);
+    container_exit::watch(d.clone(), container.clone());
+    Ok(())
+}
+
+/// A container that failed to start is exited with reason StartError, as containerd reports it.
+fn record_start_failure(d: &Daemon, container: &Container, status: &Status) {
+    let record = container.update(|r| {
+        r.state = ContainerState::Exited;
+        r.exit = Some(ExitInfo {
+            code: 128,
+            finished_at: now_nanos(),
+            reason: "StartError".into(),
+            message: status.message().to_string(),
+        });
+    });
+    container.exited.send_replace(true);
+    if let Err(e) = d.store.put_container(&record) {
+        warn!(container = %container.id, error = %e, "cannot record the start failure");
+    }
+    container_events::emit(d, container, ContainerEventType::ContainerStoppedEvent);
+}

@@ -1,0 +1,54 @@
+//! Taking a pod apart, step by step, each step safe to repeat and safe on a half-made pod.
+
+use std::path::Path;
+
+use longshore_namespaces::PodInit;
+use nix::mount::{MntFlags, umount2};
+use tonic::Status;
+
+use super::{pod_cgroup, pod_network};
+use crate::daemon::Daemon;
+use crate::state::PodRecord;
+
+/// What `StopPodSandbox` releases: the network and the pod's PID 1. The namespaces stay pinned
+/// (kubelet may still ask for status) until the pod is removed.
+pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+    if record.network_attached {
+        pod_network::detach(d, record).await?;
+    }
+    if let Some(pid) = record.pod_init_pid {
+        let dir = record.state_dir.join("ns");
+        tokio::task::spawn_blocking(move || PodInit::stop(pid, &dir))
+            .await
+            .map_err(|e| Status::internal(format!("pod init task: {e}")))?
+            .map_err(|e| Status::internal(format!("stopping the pod's PID 1: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Everything: network, PID 1, /dev/shm, pinned namespaces, cgroup, state folder.
+pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+    stop(d, record).await?;
+    if let Some(shm) = &record.shm {
+        unmount(shm)?;
+    }
+    let ns_dir = record.state_dir.join("ns");
+    tokio::task::spawn_blocking(move || longshore_namespaces::unpin(&ns_dir))
+        .await
+        .map_err(|e| Status::internal(format!("unpin task: {e}")))?
+        .map_err(|e| Status::internal(format!("releasing pod namespaces: {e}")))?;
+    pod_cgroup::remove(d, record)?;
+    match std::fs::remove_dir_all(&record.state_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Status::internal(format!("removing {}: {e}", record.state_dir.display()))),
+    }
+}
+
+/// Unmounts a mount point; not mounted or missing is fine.
+pub(crate) fn unmount(path: &Path) -> Result<(), Status> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(e) => Err(Status::internal(format!("unmounting {}: {e}", path.display()))),
+    }
+}

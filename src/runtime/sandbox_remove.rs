@@ -1,0 +1,33 @@
+//! `RemovePodSandbox`: stop it if needed, remove its containers, then everything it held.
+//! Idempotent: removing an unknown pod succeeds.
+
+use std::sync::Arc;
+
+use tonic::Status;
+use tracing::info;
+
+use super::{container_remove, lookup, pod_teardown, sandbox_stop};
+use crate::api::{RemovePodSandboxRequest, RemovePodSandboxResponse};
+use crate::daemon::Daemon;
+use crate::state::Pod;
+
+pub(super) async fn remove_pod_sandbox(
+    d: &Arc<Daemon>,
+    req: RemovePodSandboxRequest,
+) -> Result<RemovePodSandboxResponse, Status> {
+    let Some(pod) = lookup::pod_if_exists(d, &req.pod_sandbox_id)? else {
+        return Ok(RemovePodSandboxResponse {});
+    };
+    sandbox_stop::stop(d, &pod).await?;
+    let _guard = pod.lifecycle.lock().await;
+    for container in lookup::containers_of(d, &pod.id) {
+        container_remove::remove(d, &container).await?;
+    }
+    let record = pod.snapshot();
+    pod_teardown::release(d, &record).await?;
+    d.store.delete_pod(&pod.id).map_err(|e| Status::internal(e.to_string()))?;
+    d.pods.write().unwrap_or_else(|p| p.into_inner()).remove(&pod.id);
+    d.names.release(&Pod::full_name(&pod.config), &pod.id);
+    info!(pod = %pod.id, "pod sandbox removed");
+    Ok(RemovePodSandboxResponse {})
+}

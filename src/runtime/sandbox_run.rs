@@ -1,0 +1,189 @@
+//! `RunPodSandbox`: pin the pod's namespaces, write its files, make its cgroup, attach it to the
+//! network. No pause container: the namespaces are held by bind mounts (see
+//! `longshore-namespaces`), and a shared PID namespace by `longshore pod-init`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use longshore_namespaces::{PinRequest, PodInit};
+use prost::Message;
+use tonic::Status;
+use tracing::info;
+
+use super::{pod_cgroup, pod_network, pod_teardown, pod_files, validate};
+use crate::api::{NamespaceMode, PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse};
+use crate::daemon::Daemon;
+use crate::state::{Pod, PodRecord, PodState, new_id, now_nanos};
+
+pub(super) async fn run_pod_sandbox(
+    d: &Arc<Daemon>,
+    req: RunPodSandboxRequest,
+) -> Result<RunPodSandboxResponse, Status> {
+    let config = req.config.ok_or_else(|| Status::invalid_argument("config is required"))?;
+    validate::pod_config(&config)?;
+    validate::runtime_handler(d, &req.runtime_handler)?;
+    let id = new_id();
+    let full_name = Pod::full_name(&config);
+    d.names.reserve(&full_name, &id).map_err(|holder| {
+        Status::already_exists(format!("pod sandbox name {full_name:?} is reserved for {holder}"))
+    })?;
+    match make_pod(d, &id, config, req.runtime_handler).await {
+        Ok(()) => {
+            info!(pod = %id, name = %full_name, "pod sandbox ready");
+            Ok(RunPodSandboxResponse { pod_sandbox_id: id })
+        }
+        Err(status) => {
+            d.names.release(&full_name, &id);
+            Err(status)
+        }
+    }
+}
+
+/// The namespace choices of a pod.
+pub(crate) struct PodNamespaces {
+    pub host_network: bool,
+    pub host_ipc: bool,
+    pub pid: NamespaceMode,
+}
+
+impl PodNamespaces {
+    pub(crate) fn of(config: &PodSandboxConfig) -> PodNamespaces {
+        let opts = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
+        PodNamespaces {
+            host_network: opts.network() == NamespaceMode::Node,
+            host_ipc: opts.ipc() == NamespaceMode::Node,
+            pid: opts.pid(),
+        }
+    }
+}
+
+async fn make_pod(
+    d: &Arc<Daemon>,
+    id: &str,
+    config: PodSandboxConfig,
+    runtime_handler: String,
+) -> Result<(), Status> {
+    let state_dir = d.config.state.join("pods").join(id);
+    let mut record = PodRecord {
+        id: id.to_string(),
+        state: PodState::NotReady,
+        created_at: now_nanos(),
+        config: config.encode_to_vec(),
+        runtime_handler,
+        state_dir: state_dir.clone(),
+        ..Default::default()
+    };
+    let built = build_pod(d, &config, &mut record).await;
+    if let Err(status) = built {
+        // Undo whatever was made, in reverse; every step is safe on a half-made pod.
+        if let Err(e) = pod_teardown::release(d, &record).await {
+            tracing::warn!(pod = %id, error = %e, "cleaning up a failed pod left something behind");
+        }
+        return Err(status);
+    }
+    record.state = PodState::Ready;
+    d.store.put_pod(&record).map_err(|e| Status::internal(e.to_string()))?;
+    let pod = Pod::from_record(record).map_err(|e| Status::internal(e.to_string()))?;
+    d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), Arc::new(pod));
+    Ok(())
+}
+
+/// Makes each part of the pod, noting it in `record` as soon as it exists so a failure can be
+/// undone precisely.
+async fn build_pod(
+    d: &Arc<Daemon>,
+    config: &PodSandboxConfig,
+    record: &mut PodRecord,
+) -> Result<(), Status> {
+    let ns = PodNamespaces::of(config);
+    std::fs::create_dir_all(&record.state_dir)
+        .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
+    let hostname = pod_hostname(config, ns.host_network);
+    let sysctls: Vec<(String, String)> = config
+        .linux
+        .as_ref()
+        .map(|l| l.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let request = PinRequest {
+        net: !ns.host_network,
+        ipc: !ns.host_ipc,
+        uts: !ns.host_network,
+        hostname: (!ns.host_network).then(|| hostname.clone()),
+        sysctls,
+    };
+    let ns_dir = record.state_dir.join("ns");
+    let pinned = tokio::task::spawn_blocking(move || longshore_namespaces::pin(&ns_dir, &request))
+        .await
+        .map_err(|e| Status::internal(format!("namespace pinning task: {e}")))?
+        .map_err(|e| match e {
+            longshore_namespaces::NamespaceError::Sysctl { .. } => {
+                Status::invalid_argument(format!("linux.sysctls: {e}"))
+            }
+            other => Status::internal(format!("making pod namespaces: {other}")),
+        })?;
+    record.netns = pinned.net;
+    record.ipcns = pinned.ipc;
+    record.utsns = pinned.uts;
+
+    if ns.pid == NamespaceMode::Pod {
+        let exe = d.helper_exe.clone();
+        let dir = record.state_dir.join("ns");
+        let init = tokio::task::spawn_blocking(move || PodInit::start(&exe, &dir))
+            .await
+            .map_err(|e| Status::internal(format!("pod init task: {e}")))?
+            .map_err(|e| Status::internal(format!("starting the pod's PID 1: {e}")))?;
+        record.pod_init_pid = Some(init.pid);
+        record.pidns = Some(init.pin);
+    }
+
+    if !ns.host_ipc {
+        let shm = record.state_dir.join("shm");
+        mount_shm(&shm, d.config.containers.shm_size.0)?;
+        record.shm = Some(shm);
+    }
+    pod_files::write(&record.state_dir, config, &hostname, ns.host_network)
+        .map_err(|e| Status::internal(format!("writing pod files: {e}")))?;
+
+    pod_cgroup::create(d, config, record)?;
+    if let Some(pid) = record.pod_init_pid {
+        pod_cgroup::add_process(d, record, pid)?;
+    }
+    if !ns.host_network {
+        pod_network::attach(d, config, record).await?;
+    }
+    Ok(())
+}
+
+/// The pod's hostname: kubelet always sends one; crictl may not, then the pod's name serves.
+fn pod_hostname(config: &PodSandboxConfig, host_network: bool) -> String {
+    if host_network {
+        return nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().to_string())
+            .unwrap_or_default();
+    }
+    if !config.hostname.is_empty() {
+        return config.hostname.clone();
+    }
+    config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default()
+}
+
+/// The pod's own /dev/shm: a tmpfs shared by its containers (POSIX shared memory needs that).
+fn mount_shm(dir: &PathBuf, size: u64) -> Result<(), Status> {
+    use nix::mount::{MsFlags, mount};
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Status::internal(format!("creating {}: {e}", dir.display())))?;
+    let data = format!("mode=1777,size={size}");
+    mount(
+        Some("shm"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(data.as_str()),
+    )
+    .map_err(|e| Status::internal(format!("mounting the pod's /dev/shm at {}: {e}", dir.display())))
+}

@@ -1,0 +1,42 @@
+//! `StopPodSandbox`: kill every container of the pod, release its network and PID 1. Idempotent:
+//! an unknown or already stopped pod is not an error (kubelet retries it freely).
+
+use std::sync::Arc;
+
+use tonic::Status;
+use tracing::info;
+
+use super::{container_stop, lookup, pod_teardown};
+use crate::api::{StopPodSandboxRequest, StopPodSandboxResponse};
+use crate::daemon::Daemon;
+use crate::state::{Pod, PodState};
+
+pub(super) async fn stop_pod_sandbox(
+    d: &Arc<Daemon>,
+    req: StopPodSandboxRequest,
+) -> Result<StopPodSandboxResponse, Status> {
+    let Some(pod) = lookup::pod_if_exists(d, &req.pod_sandbox_id)? else {
+        return Ok(StopPodSandboxResponse {});
+    };
+    stop(d, &pod).await?;
+    Ok(StopPodSandboxResponse {})
+}
+
+/// Stops a pod; shared with RemovePodSandbox.
+pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), Status> {
+    let _guard = pod.lifecycle.lock().await;
+    for container in lookup::containers_of(d, &pod.id) {
+        // A pod stop gives containers no grace period beyond what kubelet already spent.
+        container_stop::stop(d, &container, 0).await?;
+    }
+    let record = pod.snapshot();
+    pod_teardown::stop(d, &record).await?;
+    let record = pod.update(|r| {
+        r.state = PodState::NotReady;
+        r.network_attached = false;
+        r.pod_init_pid = None;
+    });
+    d.store.put_pod(&record).map_err(|e| Status::internal(e.to_string()))?;
+    info!(pod = %pod.id, "pod sandbox stopped");
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! The end-to-end harness: a real `longshore serve` process with its own root, state, socket and
+//! cgroup, driven through the CRI gRPC API, and checks that nothing is left behind.
+//!
+//! Needs root, and the local registry of `scripts/setup-test-host.sh` on 127.0.0.1:5000.
+#![allow(dead_code)]
+
+pub mod cgroup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use longshore::api::*;
+use longshore::client::CriClient;
+
+/// The image every basic test runs.
+pub const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
+
+/// Options for one test daemon.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// A CNI bridge network of the test's own (bridge name, subnet third octet).
+    pub cni: Option<(String, u8)>,
+    /// Extra TOML appended to the generated config.
+    pub extra_config: String,
+}
+
+/// A running test daemon. Dropping it removes its pods, stops it and sweeps up.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config_file: PathBuf,
+    pub log_dir: PathBuf,
+    pub cgroup_root: String,
+    pub client: CriClient,
+    child: Option<Child>,
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config_text(dir: &Path, cgroup_root: &str, opts: &Options) -> String {
+    let cni_dir = dir.join("cni");
+    let mut text = format!(
+        "root = \"{root}\"\nstate = \"{state}\"\n\
+         [registry]\nconfig_path = \"{hosts}\"\ndocker_config = \"{dir}/no-docker-config.json\"\n\
+         [cgroups]\nroot = \"{cgroup_root}\"\ndefault_parent = \"/pods\"\n\
+         [cni]\nconf_dir = \"{cni}\"\ncache_dir = \"{dir}/cni-cache\"\n\
+         [runtime.handlers.runc]\npath = \"/usr/bin/runc\"\n",
+        root = dir.join("root").display(),
+        state = dir.join("state").display(),
+        hosts = repo_dir().join("tests/registry/hosts.d").display(),
+        dir = dir.display(),
+        cni = cni_dir.display(),
+    );
+    text.push_str(&opts.extra_config);
+    text
+}
+
+impl TestDaemon {
+    /// Starts a daemon with default options.
+    pub async fn start() -> TestDaemon {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts a daemon.
+    pub async fn start_with(opts: Options) -> TestDaemon {
+        let dir = tempfile::Builder::new().prefix("longshore-e2e-").tempdir().unwrap();
+        let cgroup_root = cgroup::make_test_root();
+        let cni_dir = dir.path().join("cni");
+        std::fs::create_dir_all(&cni_dir).unwrap();
+        if let Some((bridge, octet)) = &opts.cni {
+            write_bridge_conflist(&cni_dir, dir.path(), bridge, *octet);
+        }
+        let config_file = dir.path().join("config.toml");
+        std::fs::write(&config_file, config_text(dir.path(), &cgroup_root, &opts)).unwrap();
+        let socket = dir.path().join("state/longshore.sock");
+        let log_dir = dir.path().join("logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let child = spawn(&config_file, dir.path());
+        let client = connect(&socket).await;
+        TestDaemon { dir, socket, config_file, log_dir, cgroup_root, client, child: Some(child) }
+    }
+
+    /// Stops the daemon with SIGTERM (containers keep running) and starts it again.
+    pub async fn restart(&mut self) {
+        self.stop_process(libc::SIGTERM);
+        let child = spawn(&self.config_file, self.dir.path());
+        self.child = Some(child);
+        self.client = connect(&self.socket).await;
+    }
+
+    /// Stops the daemon process only, with `signal`.
+    pub fn stop_process(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the PID of our own child process.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's log so far, for failure messages.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Pulls an image and returns its id.
+    pub async fn pull(&mut self, image: &str) -> String {
+        let resp = self
+            .client
+            .image
+            .pull_image(PullImageRequest {
+                image: Some(ImageSpec { image: image.into(), ..Default::default() }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("pull {image}: {e}\n{}", self.daemon_log()));
+        resp.into_inner().image_ref
+    }
+
+    /// A pod config with a unique name and this daemon's log folder.
+    pub fn pod_config(&self, name: &str) -> PodSandboxConfig {
+        let uid = format!("uid-{name}-{}", rand_suffix());
+        PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: uid.clone(),
+                namespace: "e2e".into(),
+                attempt: 0,
+            }),
+            hostname: name.into(),
+            log_directory: self.log_dir.join(&uid).to_string_lossy().to_string(),
+            linux: Some(LinuxPodSandboxConfig::default()),
+            ..Default::default()
+        }
+    }
+
+    /// Runs a pod and returns its id.
+    pub async fn run_pod(&mut self, config: &PodSandboxConfig) -> String {
+        self.client
+            .runtime
+            .run_pod_sandbox(RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
+            .await
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", self.daemon_log()))
+            .into_inner()
+            .pod_sandbox_id
+    }
+
+    /// A container config running `cmd` in busybox, logging to `<name>.log`.
+    pub fn container_config(name: &str, cmd: &[&str]) -> ContainerConfig {
+        ContainerConfig {
+            metadata: Some(ContainerMetadata { name: name.into(), attempt: 0 }),
+            image: Some(ImageSpec { image: BUSYBOX.into(), ..Default::default() }),
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+            log_path: format!("{name}.log"),
+            linux: Some(LinuxContainerConfig::default()),
+            ..Default::default()
+        }
+    }
+
+    /// Creates and starts a container; returns its id.
+    pub async fn run_container(&mut self, pod_id: &str, pod: &PodSandboxConfig, config: ContainerConfig) -> String {
+        let id = self
+            .client
+            .runtime
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod_id.into(),
+                config: Some(config),
+                sandbox_config: Some(pod.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", self.daemon_log()))
+            .into_inner()
+            .container_id;
+        self.client
+            .runtime
+            .start_container(StartContainerRequest { container_id: id.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", self.daemon_log()));
+        id
+    }
+
+    /// The container's status.
+    pub async fn status(&mut self, id: &str) -> ContainerStatus {
+        self.client
+            .runtime
+            .container_status(ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap()
+    }
+
+    /// Waits until the container has exited; returns its status.
+    pub async fn wait_exited(&mut self, id: &str, within: Duration) -> ContainerStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status(id).await;
+            if status.state == ContainerState::ContainerExited as i32 {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "container {id} still {:?}\n{}", status.state, self.daemon_log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops and removes every pod through the API.
+    pub async fn remove_all_pods(&mut self) {
+        let pods = self
+            .client
+            .runtime
+            .list_pod_sandbox(ListPodSandboxRequest::default())
+            .await
+            .map(|r| r.into_inner().items)
+            .unwrap_or_default();
+        for pod in pods {
+            let _ = self.client.runtime.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.id.clone() }).await;
+            let _ = self.client.runtime.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.id }).await;
+        }
+    }
+
+    /// Asserts that no mount, cgroup or monitor process of this daemon is left.
+    pub fn assert_nothing_left(&self) {
+        let dir = self.dir.path().to_string_lossy().to_string();
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&dir))
+            .map(String::from)
+            .collect();
+        assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
+        let pods_dir = self.dir.path().join("state/pods");
+        let left: Vec<_> = std::fs::read_dir(&pods_dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "pod state left: {left:?}");
+        let containers_dir = self.dir.path().join("state/containers");
+        let left: Vec<_> = std::fs::read_dir(&containers_dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "container state left: {left:?}");
+        let cgroups = cgroup::children(&self.cgroup_root);
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+        let procs = processes_mentioning(&dir);
+        assert!(procs.is_empty(), "processes left: {procs:?}");
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        // Remove pods through the API on a private runtime (we may be inside a dropped one).
+        let socket = self.socket.clone();
+        if self.child.is_some() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(mut client) = CriClient::connect(&socket).await {
+                        let pods = client.runtime.list_pod_sandbox(ListPodSandboxRequest::default()).await
+                            .map(|r| r.into_inner().items).unwrap_or_default();
+                        for pod in pods {
+                            let _ = client.runtime.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.id.clone() }).await;
+                            let _ = client.runtime.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.id }).await;
+                        }
+                    }
+                });
+            })
+            .join();
+        }
+        self.stop_process(libc::SIGTERM);
+        sweep(self.dir.path(), &self.cgroup_root);
+    }
+}
+
+/// Last-resort cleanup after a failed test: kill what our daemon started (found by our temp dir in
+/// their command line or in our test cgroup), unmount everything under the temp dir, remove our
+/// cgroups.
+fn sweep(dir: &Path, cgroup_root: &str) {
+    let dir_text = dir.to_string_lossy().to_string();
+    for pid in processes_mentioning(&dir_text) {
+        // SAFETY: kill(2) on processes our test daemon started (their command line names our dir).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    cgroup::kill_and_remove(cgroup_root);
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m.starts_with(&dir_text))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// PIDs of processes whose command line mentions `needle` (our monitors and pod inits).
+fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn spawn(config_file: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_longshore"))
+        .args(["serve", "--config"])
+        .arg(config_file)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting longshore serve")
+}
+
+async fn connect(socket: &Path) -> CriClient {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if socket.exists() {
+            if let Ok(client) = CriClient::connect(socket).await {
+                return client;
+            }
+        }
+        assert!(Instant::now() < deadline, "daemon did not open {}", socket.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A short random suffix for names.
+pub fn rand_suffix() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+fn write_bridge_conflist(cni_dir: &Path, dir: &Path, bridge: &str, octet: u8) {
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": format!("{bridge}-net"),
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": true,
+                "ipMasq": false,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": format!("10.231.{octet}.0/24")}]],
+                    "dataDir": dir.join("ipam").to_string_lossy(),
+                }
+            },
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+        ]
+    });
+    std::fs::write(cni_dir.join("10-test.conflist"), serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
+}
