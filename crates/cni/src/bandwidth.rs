@@ -150,11 +150,17 @@ mod tests {
         a.insert(EGRESS_ANNOTATION.to_string(), "10M".to_string());
         let bw = Bandwidth::from_annotations(&a).unwrap().unwrap();
         assert_eq!((bw.ingress_rate, bw.ingress_burst), (0, 0));
-        assert_eq!((bw.egress_rate, bw.egress_burst), (10_000_000, u32::MAX as u64));
+        assert_eq!(
+            (bw.egress_rate, bw.egress_burst),
+            (10_000_000, u32::MAX as u64)
+        );
 
         a.insert(INGRESS_ANNOTATION.to_string(), "10".to_string());
         let err = Bandwidth::from_annotations(&a).unwrap_err().to_string();
-        assert!(err.contains(INGRESS_ANNOTATION) && err.contains("small"), "{err}");
+        assert!(
+            err.contains(INGRESS_ANNOTATION) && err.contains("small"),
+            "{err}"
+        );
         a.insert(INGRESS_ANNOTATION.to_string(), "2P".to_string());
         assert!(Bandwidth::from_annotations(&a).is_err());
     }

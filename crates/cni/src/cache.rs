@@ -180,7 +180,9 @@ pub fn check_name(what: &'static str, value: &str) -> Result<()> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok {
-        return Err(invalid("only letters, digits, '_', '.' and '-' are allowed"));
+        return Err(invalid(
+            "only letters, digits, '_', '.' and '-' are allowed",
+        ));
     }
     Ok(())
 }
@@ -220,7 +222,10 @@ mod tests {
         cache.remove(&a).unwrap();
         cache.remove(&lo).unwrap();
         assert!(cache.list("c1").unwrap().is_empty());
-        assert!(!dir.path().join("cache/c1").exists(), "empty container dir removed");
+        assert!(
+            !dir.path().join("cache/c1").exists(),
+            "empty container dir removed"
+        );
     }
 
     #[test]

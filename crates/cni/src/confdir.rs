@@ -63,7 +63,10 @@ impl ConfDir {
             reason: REASON_NO_CONFIG,
             message: format!("cannot read network config {}: {e}", path.display()),
         })?;
-        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(loaded) = last.as_ref() {
             if loaded.path == path && loaded.bytes == bytes {
                 return loaded.outcome.clone();
@@ -140,7 +143,11 @@ mod tests {
 
         fs::write(dir.path().join("README"), "not a config").unwrap();
         fs::create_dir(dir.path().join("00-dir.conf")).unwrap();
-        fs::write(dir.path().join("20-b.conflist"), GOOD.replace("\"a\"", "\"b\"")).unwrap();
+        fs::write(
+            dir.path().join("20-b.conflist"),
+            GOOD.replace("\"a\"", "\"b\""),
+        )
+        .unwrap();
         assert_eq!(conf.current().unwrap().name, "b");
         fs::write(dir.path().join("10-a.conflist"), GOOD).unwrap();
         assert_eq!(conf.current().unwrap().name, "a");
@@ -158,7 +165,10 @@ mod tests {
         fs::write(&file, "{\"cniVersion\": \"1.0.0\", \"name\": ").unwrap();
         let err = conf.current().unwrap_err();
         assert_eq!(err.reason, REASON_INVALID_CONFIG);
-        assert!(err.message.contains("10-a.conflist") && err.message.contains("EOF"), "{err:?}");
+        assert!(
+            err.message.contains("10-a.conflist") && err.message.contains("EOF"),
+            "{err:?}"
+        );
 
         fs::write(&file, GOOD).unwrap();
         assert_eq!(conf.current().unwrap().name, "a");

@@ -1,5 +1,6 @@
 //! The errors this crate returns; each names the path, plugin, network or id at fault.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -25,27 +26,9 @@ pub enum Error {
         dirs: Vec<PathBuf>,
     },
 
-    /// A plugin ran and reported failure. `msg` and `details` are the plugin's JSON error.
-    #[error(
-        "CNI plugin {plugin:?} failed ({command}) on network {network:?}: {msg}{}",
-        details_suffix(details, stderr)
-    )]
-    Plugin {
-        /// The network (config list) name.
-        network: String,
-        /// The plugin `type`.
-        plugin: String,
-        /// `ADD`, `DEL` or `CHECK`.
-        command: &'static str,
-        /// The CNI error code, when the plugin printed one.
-        code: Option<u64>,
-        /// The plugin's `msg` (or its raw output when it printed no JSON error).
-        msg: String,
-        /// The plugin's `details`, possibly empty.
-        details: String,
-        /// What the plugin wrote to stderr, possibly empty.
-        stderr: String,
-    },
+    /// A plugin ran and reported failure (boxed: it is the largest variant by far).
+    #[error("{0}")]
+    Plugin(Box<PluginFailure>),
 
     /// A plugin binary could not be started or waited for.
     #[error("cannot run CNI plugin {path}: {source}")]
@@ -124,13 +107,38 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn details_suffix(details: &str, stderr: &str) -> String {
-    let mut s = String::new();
-    if !details.is_empty() {
-        s.push_str(&format!(" ({details})"));
+/// What a failing plugin reported: `msg` and `details` come from its JSON error object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginFailure {
+    /// The network (config list) name.
+    pub network: String,
+    /// The plugin `type`.
+    pub plugin: String,
+    /// `ADD`, `DEL` or `CHECK`.
+    pub command: &'static str,
+    /// The CNI error code, when the plugin printed one.
+    pub code: Option<u64>,
+    /// The plugin's `msg` (or its raw output when it printed no JSON error).
+    pub msg: String,
+    /// The plugin's `details`, possibly empty.
+    pub details: String,
+    /// What the plugin wrote to stderr, possibly empty.
+    pub stderr: String,
+}
+
+impl fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CNI plugin {:?} failed ({}) on network {:?}: {}",
+            self.plugin, self.command, self.network, self.msg
+        )?;
+        if !self.details.is_empty() {
+            write!(f, " ({})", self.details)?;
+        }
+        if !self.stderr.is_empty() {
+            write!(f, "; stderr: {}", self.stderr.trim_end())?;
+        }
+        Ok(())
     }
-    if !stderr.is_empty() {
-        s.push_str(&format!("; stderr: {}", stderr.trim_end()));
-    }
-    s
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PluginFailure, Result};
 
 /// The plugin verbs we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +123,7 @@ pub async fn run(dirs: &PluginDirs, kind: &str, call: &Call<'_>, stdin: &[u8]) -
     };
     // Feed stdin while draining stdout, so a large config cannot deadlock on full pipes.
     let ((), out) = tokio::join!(feed, child.wait_with_output());
-    let out = out
-        .map_err(|source| spawn_error(&binary, source))?;
+    let out = out.map_err(|source| spawn_error(&binary, source))?;
     tracing::debug!(plugin = kind, verb = call.verb.as_str(), network = call.network,
         container = call.container_id, status = %out.status,
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "ran CNI plugin");
@@ -135,7 +134,13 @@ pub async fn run(dirs: &PluginDirs, kind: &str, call: &Call<'_>, stdin: &[u8]) -
         }
         return Ok(out.stdout);
     }
-    Err(plugin_error(kind, call, &out.stdout, &out.stderr, out.status))
+    Err(plugin_error(
+        kind,
+        call,
+        &out.stdout,
+        &out.stderr,
+        out.status,
+    ))
 }
 
 fn spawn_error(binary: &Path, source: std::io::Error) -> Error {
@@ -167,7 +172,7 @@ fn plugin_error(
             (None, msg, String::new())
         }
     };
-    Error::Plugin {
+    Error::Plugin(Box::new(PluginFailure {
         network: call.network.into(),
         plugin: kind.into(),
         command: call.verb.as_str(),
@@ -175,7 +180,7 @@ fn plugin_error(
         msg,
         details,
         stderr,
-    }
+    }))
 }
 
 #[cfg(test)]
@@ -226,16 +231,16 @@ mod tests {
         script(dir.path(), "crash", "echo 'panic: nil map'; exit 2");
         let dirs = PluginDirs::new(vec![dir.path().to_path_buf()]);
         match run(&dirs, "fail", &call(), b"{}").await.unwrap_err() {
-            Error::Plugin {
-                code,
-                msg,
-                details,
-                stderr,
-                command,
-                ..
-            } => {
-                assert_eq!((code, msg.as_str(), details.as_str()), (Some(11), "boom", "more"));
-                assert_eq!((stderr.as_str(), command), ("oops", "ADD"));
+            Error::Plugin(f) => {
+                assert_eq!(
+                    (f.code, f.msg.as_str(), f.details.as_str()),
+                    (Some(11), "boom", "more")
+                );
+                assert_eq!((f.stderr.as_str(), f.command), ("oops", "ADD"));
+                assert_eq!(
+                    Error::Plugin(f).to_string(),
+                    "CNI plugin \"fail\" failed (ADD) on network \"net\": boom (more); stderr: oops"
+                );
             }
             other => panic!("unexpected {other:?}"),
         }

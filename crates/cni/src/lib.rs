@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 
 pub use bandwidth::{Bandwidth, EGRESS_ANNOTATION, INGRESS_ANNOTATION};
 pub use confdir::{REASON_INVALID_CONFIG, REASON_NO_CONFIG, REASON_PLUGIN_NOT_FOUND};
-pub use error::{Error, Result};
+pub use error::{Error, PluginFailure, Result};
 pub use pod::{DEFAULT_IFNAME, DnsConfig, PodNetwork, PortMapping, Protocol};
 pub use result::{Cidr, Dns, Interface, IpConfig, NetworkResult, Route};
 
@@ -153,7 +153,14 @@ impl Cni {
         let cni_args = pod.cni_args();
         let caps = pod.capability_args();
         let (lo, main) = tokio::join!(
-            self.attach(&self.loopback, pod, LOOPBACK_IFNAME, &netns, &cni_args, &caps),
+            self.attach(
+                &self.loopback,
+                pod,
+                LOOPBACK_IFNAME,
+                &netns,
+                &cni_args,
+                &caps
+            ),
             self.attach(&network, pod, &pod.ifname, &netns, &cni_args, &caps),
         );
         let outcome = match (lo, main) {
@@ -298,11 +305,16 @@ impl Cni {
         let Err(err) = first else {
             return self.cache.remove(entry);
         };
-        let current = self.conf.current().ok().filter(|current| {
-            current.name == entry.network && current.source != entry.config
-        });
+        let current = self
+            .conf
+            .current()
+            .ok()
+            .filter(|current| current.name == entry.network && current.source != entry.config);
         if let Some(current) = current {
-            if ops::del(&self.dirs, &current, &att, entry.result.as_ref()).await.is_ok() {
+            if ops::del(&self.dirs, &current, &att, entry.result.as_ref())
+                .await
+                .is_ok()
+            {
                 tracing::info!(sandbox = %entry.container_id, network = %entry.network,
                     "DEL with the cached config failed, with the current config it succeeded");
                 return self.cache.remove(entry);

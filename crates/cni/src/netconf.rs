@@ -55,7 +55,9 @@ impl NetworkList {
 
     /// Parses a configuration list (`{"name", "cniVersion", "plugins": [...]}`).
     pub fn from_list_value(value: Value) -> Result<NetworkList, String> {
-        let obj = value.as_object().ok_or("the configuration is not a JSON object")?;
+        let obj = value
+            .as_object()
+            .ok_or("the configuration is not a JSON object")?;
         let name = network_name(obj)?;
         let version_str = version_string(obj)?;
         let version = parse_version(&version_str)?;
@@ -82,7 +84,9 @@ impl NetworkList {
 
     /// Parses a single plugin configuration and wraps it into a list of one.
     pub fn from_conf_value(value: Value) -> Result<NetworkList, String> {
-        let obj = value.as_object().ok_or("the configuration is not a JSON object")?;
+        let obj = value
+            .as_object()
+            .ok_or("the configuration is not a JSON object")?;
         let name = network_name(obj)?;
         let version_str = version_string(obj)?;
         let mut list = Map::new();
@@ -260,10 +264,22 @@ mod tests {
             ("{\"name\": ", "EOF"),
             (r#"{"cniVersion":"1.0.0","name":"x","plugins":[]}"#, "empty"),
             (r#"{"cniVersion":"1.0.0","name":"x"}"#, "no \"plugins\""),
-            (r#"{"cniVersion":"9.9.9","name":"x","plugins":[{"type":"a"}]}"#, "9.9.9"),
-            (r#"{"cniVersion":"1.0.0","name":"../x","plugins":[{"type":"a"}]}"#, "../x"),
-            (r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"bridge":"a"}]}"#, "plugins[0]"),
-            (r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../sh"}]}"#, "../sh"),
+            (
+                r#"{"cniVersion":"9.9.9","name":"x","plugins":[{"type":"a"}]}"#,
+                "9.9.9",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"../x","plugins":[{"type":"a"}]}"#,
+                "../x",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"bridge":"a"}]}"#,
+                "plugins[0]",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../sh"}]}"#,
+                "../sh",
+            ),
         ];
         for (text, needle) in cases {
             let err = NetworkList::from_file(Path::new("a.conflist"), text.as_bytes()).unwrap_err();
@@ -275,9 +291,17 @@ mod tests {
 
     #[test]
     fn disable_check_accepts_bool_and_string() {
-        for (v, want) in [(json!(true), true), (json!("true"), true), (json!("false"), false)] {
-            let conf = json!({"cniVersion":"1.0.0","name":"x","disableCheck":v,"plugins":[{"type":"a"}]});
-            assert_eq!(NetworkList::from_list_value(conf).unwrap().disable_check, want);
+        for (v, want) in [
+            (json!(true), true),
+            (json!("true"), true),
+            (json!("false"), false),
+        ] {
+            let conf =
+                json!({"cniVersion":"1.0.0","name":"x","disableCheck":v,"plugins":[{"type":"a"}]});
+            assert_eq!(
+                NetworkList::from_list_value(conf).unwrap().disable_check,
+                want
+            );
         }
     }
 
@@ -295,13 +319,22 @@ mod tests {
         assert_eq!(bridge["cniVersion"], "0.4.0");
         assert_eq!(bridge["bridge"], "br0");
         assert!(bridge.get("prevResult").is_none());
-        assert!(bridge.get("runtimeConfig").is_none(), "bridge declared no capability");
+        assert!(
+            bridge.get("runtimeConfig").is_none(),
+            "bridge declared no capability"
+        );
 
         let portmap = stdin_json(&list, 1, Some(&prev), &caps);
         assert_eq!(portmap["prevResult"], prev);
-        assert_eq!(portmap["runtimeConfig"], json!({"portMappings": caps["portMappings"]}));
+        assert_eq!(
+            portmap["runtimeConfig"],
+            json!({"portMappings": caps["portMappings"]})
+        );
 
         let bandwidth = stdin_json(&list, 2, Some(&prev), &json!({}));
-        assert!(bandwidth.get("runtimeConfig").is_none(), "no value for its capability");
+        assert!(
+            bandwidth.get("runtimeConfig").is_none(),
+            "no value for its capability"
+        );
     }
 }

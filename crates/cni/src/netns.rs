@@ -45,7 +45,10 @@ mod tests {
         let file = dir.path().join("net");
         std::fs::write(&file, "").unwrap();
         assert!(matches!(probe(&file), NetnsState::Gone(_)));
-        assert!(matches!(probe(&dir.path().join("missing")), NetnsState::Gone(_)));
+        assert!(matches!(
+            probe(&dir.path().join("missing")),
+            NetnsState::Gone(_)
+        ));
         assert!(matches!(probe(Path::new("")), NetnsState::Gone(_)));
     }
 }

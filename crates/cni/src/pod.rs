@@ -132,7 +132,8 @@ impl PodNetwork {
             caps.insert("bandwidth".into(), bw.to_json());
         }
         if let Some(dns) = &self.dns {
-            let dns = json!({"servers": dns.servers, "searches": dns.searches, "options": dns.options});
+            let dns =
+                json!({"servers": dns.servers, "searches": dns.searches, "options": dns.options});
             caps.insert("dns".into(), dns);
         }
         if !self.ips.is_empty() {

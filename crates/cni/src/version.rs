@@ -5,7 +5,9 @@ use std::fmt;
 /// Spec versions a network configuration may declare. Results of 0.1.0 and 0.2.0 have their
 /// own shape (`ip4`/`ip6`); 0.3.0 brought plugin lists and `prevResult`; 0.4.0 brought CHECK
 /// and the cached result on DEL; 1.1.0 only added verbs we do not use.
-const SUPPORTED: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+const SUPPORTED: &[&str] = &[
+    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+];
 
 /// A CNI spec version as a configuration declares it (`cniVersion`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -43,12 +43,19 @@ async fn status_follows_the_config_dir_without_a_restart() {
     assert_eq!(cni.status().reason, REASON_NO_CONFIG);
 
     let file = conf_dir.join("10-test.conflist");
-    fs::write(&file, "{\"cniVersion\": \"1.0.0\", \"name\": \"x\", \"plugins\": [").unwrap();
+    fs::write(
+        &file,
+        "{\"cniVersion\": \"1.0.0\", \"name\": \"x\", \"plugins\": [",
+    )
+    .unwrap();
     let s = cni.status();
     assert!(!s.ready);
     assert_eq!(s.reason, REASON_INVALID_CONFIG);
     assert!(s.message.contains("10-test.conflist"), "{s:?}");
-    assert!(s.message.contains("EOF while parsing"), "parse error missing: {s:?}");
+    assert!(
+        s.message.contains("EOF while parsing"),
+        "parse error missing: {s:?}"
+    );
 
     // Setup refuses with the same reason, before running any plugin.
     let pod = PodNetwork {
@@ -88,9 +95,14 @@ async fn a_single_conf_makes_it_ready_and_bad_requests_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("net.d");
     fs::create_dir(&conf_dir).unwrap();
-    let conf = r#"{"cniVersion":"0.4.0","name":"single","type":"bridge","ipam":{"type":"host-local"}}"#;
+    let conf =
+        r#"{"cniVersion":"0.4.0","name":"single","type":"bridge","ipam":{"type":"host-local"}}"#;
     fs::write(conf_dir.join("20-single.conf"), conf).unwrap();
-    fs::write(conf_dir.join("99-loopback.conf"), r#"{"cniVersion":"0.3.1","name":"lo","type":"loopback"}"#).unwrap();
+    fs::write(
+        conf_dir.join("99-loopback.conf"),
+        r#"{"cniVersion":"0.3.1","name":"lo","type":"loopback"}"#,
+    )
+    .unwrap();
     let cni = Cni::new(CniConfig {
         conf_dir,
         bin_dirs: vec![PathBuf::from(PLUGIN_DIR)],
@@ -110,8 +122,14 @@ async fn a_single_conf_makes_it_ready_and_bad_requests_are_refused() {
         netns_path: "/proc/self/ns/net".into(),
         ..Default::default()
     };
-    assert!(matches!(cni.setup(&bad_id).await, Err(Error::InvalidName { .. })));
-    assert!(matches!(cni.teardown(&bad_id).await, Err(Error::InvalidName { .. })));
+    assert!(matches!(
+        cni.setup(&bad_id).await,
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(
+        cni.teardown(&bad_id).await,
+        Err(Error::InvalidName { .. })
+    ));
     // Nothing was ever set up for this sandbox: teardown has nothing to do.
     let never = PodNetwork {
         id: "never".into(),

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ fn link_exists(name: &str) -> bool {
 
 #[tokio::test]
 async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = TestNet::new();
     net.write_conf("10-test.conflist", &net.conflist("1.0.0", None));
     let cni = net.cni();
@@ -50,7 +51,11 @@ async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
     assert_ne!(ip_a, ip_b);
     for r in [&a, &b] {
         let ip = &r.ips[0];
-        assert!(ip.address.to_string().starts_with(&format!("10.222.{}.", net.octet)));
+        assert!(
+            ip.address
+                .to_string()
+                .starts_with(&format!("10.222.{}.", net.octet))
+        );
         assert_eq!(ip.address.prefix_len, 24);
         assert_eq!(ip.gateway, Some(net.ip(1).parse().unwrap()));
         assert_eq!(ip.interface.as_deref(), Some("eth0"));
@@ -84,7 +89,7 @@ async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
 
 #[tokio::test]
 async fn host_port_answers_from_the_host_and_teardown_removes_its_rules() {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = TestNet::new();
     net.write_conf("10-test.conflist", &net.conflist("0.4.0", None));
     let cni = net.cni();
@@ -116,8 +121,15 @@ async fn host_port_answers_from_the_host_and_teardown_removes_its_rules() {
     // (containernetworking/plugins#819).
 
     cni.teardown(&pod).await.expect("teardown");
-    assert!(net.new_pod_iptables_lines().is_empty(), "{:#?}", net.new_pod_iptables_lines());
-    assert!(fetch(SocketAddr::new(gateway, host_port)).is_err(), "port still forwarded");
+    assert!(
+        net.new_pod_iptables_lines().is_empty(),
+        "{:#?}",
+        net.new_pod_iptables_lines()
+    );
+    assert!(
+        fetch(SocketAddr::new(gateway, host_port)).is_err(),
+        "port still forwarded"
+    );
     drop(_server);
     drop(ns);
     net.finish();
@@ -125,7 +137,7 @@ async fn host_port_answers_from_the_host_and_teardown_removes_its_rules() {
 
 #[tokio::test]
 async fn teardown_releases_the_ip_for_the_next_pod() {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = TestNet::new();
     // One address only, so the next pod must get the very address the first one released.
     net.write_conf("10-test.conflist", &net.conflist("0.3.1", Some((10, 10))));
@@ -139,11 +151,15 @@ async fn teardown_releases_the_ip_for_the_next_pod() {
 
     let err = cni.setup(&pod2).await.expect_err("the range is exhausted");
     assert!(
-        matches!(&err, Error::Plugin { plugin, msg, .. }
-            if plugin == "bridge" && msg.contains("no IP addresses available")),
+        matches!(&err, Error::Plugin(f)
+            if f.plugin == "bridge" && f.msg.contains("no IP addresses available")),
         "{err}"
     );
-    assert_eq!(net.bridge_ports(), [veth1.clone()], "the failed pod left a veth");
+    assert_eq!(
+        net.bridge_ports(),
+        std::slice::from_ref(&veth1),
+        "the failed pod left a veth"
+    );
     assert_eq!(net.reserved_ips(), [net.ip(10)]);
 
     cni.teardown(&pod1).await.expect("teardown 1");
@@ -160,7 +176,7 @@ async fn teardown_releases_the_ip_for_the_next_pod() {
 
 #[tokio::test]
 async fn teardown_works_after_the_netns_vanished() {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = TestNet::new();
     // Without ipMasq: the bridge plugin cannot remove its masquerade rules without the
     // namespace (it reads the pod's addresses from its interface; upstream
@@ -193,17 +209,27 @@ async fn teardown_works_after_the_netns_vanished() {
         cni.teardown(pod).await.expect("repeated teardown");
     }
     assert!(net.reserved_ips().is_empty());
-    assert!(net.new_pod_iptables_lines().is_empty(), "{:#?}", net.new_pod_iptables_lines());
-    assert!(matches!(cni.check(&pods[0]).await, Err(Error::Netns { .. })));
+    assert!(
+        net.new_pod_iptables_lines().is_empty(),
+        "{:#?}",
+        net.new_pod_iptables_lines()
+    );
+    assert!(matches!(
+        cni.check(&pods[0]).await,
+        Err(Error::Netns { .. })
+    ));
     // The kernel destroys a dead namespace (and its veth pair) asynchronously.
-    wait_for(|| net.bridge_ports().is_empty(), "veths of dead namespaces to go");
+    wait_for(
+        || net.bridge_ports().is_empty(),
+        "veths of dead namespaces to go",
+    );
     drop((gone, unpinned));
     net.finish();
 }
 
 #[tokio::test]
 async fn a_failing_plugin_reports_its_message_and_leaves_nothing() {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = TestNet::new();
     let mut bad = net.bridge_plugin(None);
     bad["ipam"]["ranges"] = serde_json::json!([[{"subnet": format!("10.222.{}.0/31", net.octet)}]]);
@@ -213,27 +239,28 @@ async fn a_failing_plugin_reports_its_message_and_leaves_nothing() {
     };
     net.write_conf("10-test.conflist", &conflist(bad));
     let cni = net.cni();
-    assert!(cni.status().ready, "only the plugin can tell this config is wrong");
+    assert!(
+        cni.status().ready,
+        "only the plugin can tell this config is wrong"
+    );
     let ns = net.netns("fail");
     let pod = net.pod("fail", &ns);
 
     let err = cni.setup(&pod).await.expect_err("host-local refuses a /31");
     match &err {
-        Error::Plugin {
-            plugin,
-            command,
-            code,
-            msg,
-            ..
-        } => {
-            assert_eq!((plugin.as_str(), *command), ("bridge", "ADD"));
-            assert!(msg.contains("too small to allocate from"), "{msg}");
-            assert!(code.is_some());
+        Error::Plugin(f) => {
+            assert_eq!((f.plugin.as_str(), f.command), ("bridge", "ADD"));
+            assert!(f.msg.contains("too small to allocate from"), "{}", f.msg);
+            assert!(f.code.is_some());
         }
         other => panic!("unexpected error {other}"),
     }
     assert!(err.to_string().contains("too small to allocate from"));
-    assert!(net.bridge_ports().is_empty(), "veth left: {:?}", net.bridge_ports());
+    assert!(
+        net.bridge_ports().is_empty(),
+        "veth left: {:?}",
+        net.bridge_ports()
+    );
     assert!(net.reserved_ips().is_empty());
     let pod_link = run("ip", &["-n", &ns.name, "-o", "link", "show"]);
     assert!(!pod_link.contains("eth0"), "{pod_link}");
@@ -242,7 +269,9 @@ async fn a_failing_plugin_reports_its_message_and_leaves_nothing() {
     assert!(cni.teardown(&pod).await.is_err());
     // ...until the admin fixes the config: teardown then succeeds with the fixed one.
     net.write_conf("10-test.conflist", &conflist(net.bridge_plugin(None)));
-    cni.teardown(&pod).await.expect("teardown with the fixed config");
+    cni.teardown(&pod)
+        .await
+        .expect("teardown with the fixed config");
     cni.teardown(&pod).await.expect("repeated teardown");
     drop(ns);
     net.finish();
@@ -250,7 +279,7 @@ async fn a_failing_plugin_reports_its_message_and_leaves_nothing() {
 
 #[tokio::test]
 async fn teardown_after_a_restart_and_a_config_change_uses_the_cached_config() {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = TestNet::new();
     net.write_conf("10-test.conflist", &net.conflist("1.0.0", None));
     let ns = net.netns("rs");
@@ -269,17 +298,25 @@ async fn teardown_after_a_restart_and_a_config_change_uses_the_cached_config() {
     });
     net.write_conf("10-test.conflist", &other.to_string());
     let cni = net.cni();
-    cni.teardown(&pod).await.expect("teardown with the cached config");
+    cni.teardown(&pod)
+        .await
+        .expect("teardown with the cached config");
     assert!(!link_exists(&veth));
-    assert!(net.reserved_ips().is_empty(), "IP of the old network not released");
-    assert!(!link_exists(&format!("{}n", net.bridge)), "DEL ran the new config");
+    assert!(
+        net.reserved_ips().is_empty(),
+        "IP of the old network not released"
+    );
+    assert!(
+        !link_exists(&format!("{}n", net.bridge)),
+        "DEL ran the new config"
+    );
     drop(ns);
     net.finish();
 }
 
 #[tokio::test]
-async fn bandwidth_reaches_only_the_plugin_that_declares_it() {
-    let _serial = serial();
+async fn the_bandwidth_capability_shapes_the_pod_traffic() {
+    let _serial = serial().await;
     let net = TestNet::new();
     let conflist = serde_json::json!({
         "cniVersion": "1.0.0", "name": net.network,
@@ -315,6 +352,99 @@ async fn bandwidth_reaches_only_the_plugin_that_declares_it() {
     cni.teardown(&pod).await.expect("teardown");
     assert!(!link_exists(&ifb[0]), "ifb device left");
     drop(ns);
+    net.finish();
+}
+
+#[tokio::test]
+async fn the_shipped_conflist_networks_a_pod() {
+    let _serial = serial().await;
+    let net = TestNet::new();
+    let shipped = include_str!("../../../deploy/cni/10-longshore-bridge.conflist");
+    let mut conf: serde_json::Value = serde_json::from_str(shipped).expect("shipped conflist");
+    // Everything as shipped but the names and addresses this test must own.
+    conf["name"] = net.network.clone().into();
+    let bridge = &mut conf["plugins"][0];
+    assert_eq!(bridge["bridge"], "longshore0");
+    bridge["bridge"] = net.bridge.clone().into();
+    bridge["ipam"]["ranges"] = serde_json::json!([[{"subnet": net.subnet()}]]);
+    bridge["ipam"]["dataDir"] = net.ipam_dir().to_string_lossy().into_owned().into();
+    net.write_conf("10-longshore-bridge.conflist", &conf.to_string());
+    let cni = net.cni();
+    assert!(cni.status().ready, "{:?}", cni.status());
+
+    let ns = net.netns("shipped");
+    let mut pod = net.pod("shipped", &ns);
+    let host_port: u16 = rand::rng().random_range(30000..32000);
+    pod.port_mappings = vec![PortMapping {
+        host_port,
+        container_port: POD_PORT,
+        protocol: Protocol::Tcp,
+        host_ip: String::new(),
+    }];
+    let annotations = HashMap::from([(
+        longshore_cni::EGRESS_ANNOTATION.to_string(),
+        "10M".to_string(),
+    )]);
+    pod.bandwidth = Bandwidth::from_annotations(&annotations).expect("annotation");
+    let result = cni.setup(&pod).await.expect("setup");
+    ipv4(&result);
+    let _server = Server::start(&ns.path, POD_PORT, "shipped");
+    let reply = fetch(SocketAddr::from(([127, 0, 0, 1], host_port))).expect("localhost hostPort");
+    assert_eq!(reply, "shipped");
+    cni.teardown(&pod).await.expect("teardown");
+    drop(_server);
+    drop(ns);
+    net.finish();
+}
+
+/// Prints how long setup, teardown and status take; asserts only that all of it worked.
+#[tokio::test]
+async fn timings() {
+    const PODS: usize = 10;
+    const STATUS_CALLS: u32 = 1000;
+    let _serial = serial().await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let net = TestNet::new();
+    net.write_conf("10-test.conflist", &net.conflist("1.0.0", None));
+    let cni = net.cni();
+
+    let started = Instant::now();
+    for _ in 0..STATUS_CALLS {
+        assert!(cni.status().ready);
+    }
+    let status = started.elapsed() / STATUS_CALLS;
+
+    let (mut setup, mut teardown) = (Vec::new(), Vec::new());
+    for i in 0..PODS {
+        let ns = net.netns(&format!("t{i}"));
+        let mut pod = net.pod(&format!("t{i}"), &ns);
+        pod.port_mappings = vec![PortMapping {
+            host_port: 32100 + i as u16,
+            container_port: POD_PORT,
+            protocol: Protocol::Tcp,
+            host_ip: String::new(),
+        }];
+        let t = Instant::now();
+        cni.setup(&pod).await.expect("setup");
+        setup.push(t.elapsed());
+        let t = Instant::now();
+        cni.teardown(&pod).await.expect("teardown");
+        teardown.push(t.elapsed());
+    }
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let mean = v.iter().sum::<Duration>() / v.len() as u32;
+        format!("mean {mean:?}, min {:?}, max {:?}", v[0], v[v.len() - 1])
+    };
+    eprintln!("status(): {status:?} per call ({STATUS_CALLS} calls)");
+    eprintln!(
+        "setup (loopback + bridge/host-local/portmap, one hostPort), {PODS} pods: {}",
+        stats(&mut setup)
+    );
+    eprintln!("teardown, {PODS} pods: {}", stats(&mut teardown));
     net.finish();
 }
 

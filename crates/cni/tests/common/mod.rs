@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use longshore_cni::{Cni, CniConfig, PodNetwork};
@@ -25,15 +25,20 @@ use rand::Rng;
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 /// Chains portmap creates once per host and never removes; a test removes them itself.
-const SHARED_CHAINS: &[&str] = &["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"];
+const SHARED_CHAINS: &[&str] = &[
+    "CNI-HOSTPORT-DNAT",
+    "CNI-HOSTPORT-SETMARK",
+    "CNI-HOSTPORT-MASQ",
+];
 const BUILTIN_CHAINS: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
-/// Network tests share iptables and sysctl state: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Network tests share iptables and sysctl state: one at a time. (An async mutex, as the
+/// guard is held across awaits; it does not poison, so one failed test fails alone.)
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Takes the serial lock (a failed test poisons it; that must not fail the others).
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+/// Takes the serial lock.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 /// Runs a command, panicking with its output on failure.
@@ -107,7 +112,9 @@ pub struct Server {
 
 impl Server {
     pub fn start(netns: &Path, port: u16, reply: &'static str) -> Server {
-        let listener = in_netns(netns, move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+        let listener = in_netns(netns, move || {
+            TcpListener::bind(("0.0.0.0", port)).expect("bind")
+        });
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
@@ -215,7 +222,10 @@ impl TestNet {
     pub fn cni(&self) -> Cni {
         Cni::new(CniConfig {
             conf_dir: self.conf_dir(),
-            bin_dirs: vec![PathBuf::from("/nonexistent/cni/bin"), PathBuf::from(PLUGIN_DIR)],
+            bin_dirs: vec![
+                PathBuf::from("/nonexistent/cni/bin"),
+                PathBuf::from(PLUGIN_DIR),
+            ],
             cache_dir: self.cache_dir(),
         })
         .expect("Cni::new")
@@ -308,7 +318,9 @@ impl TestNet {
 
     /// Interfaces enslaved to this test's bridge (the pods' host-side veths).
     pub fn bridge_ports(&self) -> Vec<String> {
-        let dir = PathBuf::from("/sys/class/net").join(&self.bridge).join("brif");
+        let dir = PathBuf::from("/sys/class/net")
+            .join(&self.bridge)
+            .join("brif");
         let mut ports: Vec<String> = fs::read_dir(dir)
             .map(|r| {
                 r.flatten()
@@ -323,7 +335,11 @@ impl TestNet {
     /// Files left in the result cache.
     pub fn cache_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        for dir in fs::read_dir(self.cache_dir()).into_iter().flatten().flatten() {
+        for dir in fs::read_dir(self.cache_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             files.push(dir.path());
             for f in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
                 files.push(f.path());
@@ -338,7 +354,11 @@ impl TestNet {
         iptables_lines()
             .difference(&self.iptables_before)
             .filter(|l| !SHARED_CHAINS.iter().any(|c| l.contains(c)))
-            .filter(|l| !BUILTIN_CHAINS.iter().any(|c| l.ends_with(&format!(" :{c}"))))
+            .filter(|l| {
+                !BUILTIN_CHAINS
+                    .iter()
+                    .any(|c| l.ends_with(&format!(" :{c}")))
+            })
             .cloned()
             .collect()
     }
@@ -369,7 +389,10 @@ impl TestNet {
         self.clean_up();
         assert!(ports.is_empty(), "veths left on {}: {ports:?}", self.bridge);
         assert!(reserved.is_empty(), "IPs still reserved: {reserved:?}");
-        assert!(pod_rules.is_empty(), "per-pod iptables rules left: {pod_rules:#?}");
+        assert!(
+            pod_rules.is_empty(),
+            "per-pod iptables rules left: {pod_rules:#?}"
+        );
         assert!(cache.is_empty(), "cache files left: {cache:?}");
         let links = run("ip", &["-o", "link", "show"]);
         assert!(!links.contains(&self.bridge), "bridge {} left", self.bridge);
@@ -379,7 +402,10 @@ impl TestNet {
             .symmetric_difference(&self.iptables_before)
             .cloned()
             .collect();
-        assert!(left.is_empty(), "iptables differs from before the test: {left:#?}");
+        assert!(
+            left.is_empty(),
+            "iptables differs from before the test: {left:#?}"
+        );
         assert_eq!(nft_tables(), self.nft_tables_before, "nftables tables left");
     }
 }
