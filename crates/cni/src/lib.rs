@@ -150,18 +150,15 @@ impl Cni {
             }
         };
         let network = self.default_network().map_err(not_ready)?;
-        let cni_args = pod.cni_args();
-        let caps = pod.capability_args();
+        let request = Request {
+            pod,
+            netns: &netns,
+            cni_args: pod.cni_args(),
+            caps: pod.capability_args(),
+        };
         let (lo, main) = tokio::join!(
-            self.attach(
-                &self.loopback,
-                pod,
-                LOOPBACK_IFNAME,
-                &netns,
-                &cni_args,
-                &caps
-            ),
-            self.attach(&network, pod, &pod.ifname, &netns, &cni_args, &caps),
+            self.attach(&self.loopback, LOOPBACK_IFNAME, &request),
+            self.attach(&network, &pod.ifname, &request),
         );
         let outcome = match (lo, main) {
             (Ok(lo), Ok(main)) => self.read_result(&network, pod, lo, main).await,
@@ -169,7 +166,8 @@ impl Cni {
                 self.undo(&done, &netns).await;
                 Err(e)
             }
-            (Err(e), Err(_)) => Err(e),
+            // The pod network's own error says more than loopback's.
+            (Err(_), Err(e)) => Err(e),
         };
         if let Ok(result) = &outcome {
             tracing::info!(sandbox = %pod.id, network = %network.name, ip = ?result.primary_ip(),
@@ -249,27 +247,19 @@ impl Cni {
     }
 
     /// ADDs one network, cached before and after. A failed ADD is detached at once.
-    async fn attach(
-        &self,
-        list: &NetworkList,
-        pod: &PodNetwork,
-        ifname: &str,
-        netns: &str,
-        cni_args: &[(String, String)],
-        caps: &Map<String, Value>,
-    ) -> Result<Entry> {
+    async fn attach(&self, list: &NetworkList, ifname: &str, req: &Request<'_>) -> Result<Entry> {
         let mut entry = Entry::new(
-            &pod.id,
+            &req.pod.id,
             &list.name,
             ifname,
-            netns,
+            req.netns,
             list.source.clone(),
-            cni_args.to_vec(),
-            caps.clone(),
+            req.cni_args.clone(),
+            req.caps.clone(),
         );
         self.cache.write(&entry)?;
-        let args = pod::join_cni_args(cni_args);
-        let added = ops::add(&self.dirs, list, &attachment(&entry, netns, &args)).await;
+        let args = pod::join_cni_args(&req.cni_args);
+        let added = ops::add(&self.dirs, list, &attachment(&entry, req.netns, &args)).await;
         let written = added.and_then(|result| {
             entry.result = Some(result);
             self.cache.write(&entry)
@@ -277,7 +267,7 @@ impl Cni {
         match written {
             Ok(()) => Ok(entry),
             Err(e) => {
-                self.undo(&entry, netns).await;
+                self.undo(&entry, req.netns).await;
                 Err(e)
             }
         }
@@ -352,6 +342,14 @@ impl Cni {
     }
 }
 
+/// What every network of one setup call shares.
+struct Request<'a> {
+    pod: &'a PodNetwork,
+    netns: &'a str,
+    cni_args: Vec<(String, String)>,
+    caps: Map<String, Value>,
+}
+
 fn loopback_config() -> Value {
     serde_json::from_str(LOOPBACK_NETWORK).unwrap_or(Value::Null)
 }
@@ -406,4 +404,29 @@ fn cached_list(cache: &Cache, entry: &Entry) -> Result<NetworkList> {
         path: cache.entry_path(entry),
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    /// The daemon shares one `Cni` between tasks and may spawn its futures.
+    #[test]
+    fn cni_and_its_futures_can_cross_threads() {
+        assert_send_sync::<Cni>();
+        let dir = tempfile::tempdir().unwrap();
+        let cni = Cni::new(CniConfig {
+            conf_dir: dir.path().join("net.d"),
+            bin_dirs: vec![],
+            cache_dir: dir.path().join("cache"),
+        })
+        .unwrap();
+        let pod = PodNetwork::default();
+        assert_send(&cni.setup(&pod));
+        assert_send(&cni.teardown(&pod));
+        assert_send(&cni.check(&pod));
+    }
 }

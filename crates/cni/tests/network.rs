@@ -88,6 +88,50 @@ async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
 }
 
 #[tokio::test]
+async fn dual_stack_pods_get_both_families_ipv4_first() {
+    let _serial = serial().await;
+    let net = TestNet::new();
+    let v6_subnet = format!("fd86:222:{}::/64", net.octet);
+    // No gateway and no masquerading: pod-to-pod traffic stays on the bridge, and the host's
+    // IPv6 forwarding (which would change how it treats router advertisements) is not touched.
+    let mut bridge = net.bridge_plugin(None);
+    bridge["isGateway"] = false.into();
+    bridge["ipMasq"] = false.into();
+    bridge["ipam"]["ranges"] = serde_json::json!([
+        [{"subnet": v6_subnet}],
+        [{"subnet": net.subnet()}]
+    ]);
+    bridge["ipam"]["routes"] = serde_json::json!([]);
+    let conflist = serde_json::json!({
+        "cniVersion": "1.0.0", "name": net.network, "plugins": [bridge]
+    });
+    net.write_conf("10-test.conflist", &conflist.to_string());
+    let cni = net.cni();
+    let (ns_a, ns_b) = (net.netns("v6a"), net.netns("v6b"));
+    let (pod_a, pod_b) = (net.pod("v6a", &ns_a), net.pod("v6b", &ns_b));
+    let a = cni.setup(&pod_a).await.expect("setup a");
+    cni.setup(&pod_b).await.expect("setup b");
+
+    // host-local lists the IPv6 range first; the pod's primary IP is still its IPv4 one.
+    assert_eq!(
+        a.raw["ips"][0]["address"].as_str().map(|s| s.contains(':')),
+        Some(true)
+    );
+    let families: Vec<bool> = a.ips.iter().map(|ip| ip.address.addr.is_ipv6()).collect();
+    assert_eq!(families, [false, true], "{:?}", a.ips);
+    let v6 = a.ips[1].address.addr;
+    let mut server = Server::start_v6(&ns_a.path, POD_PORT, "hello over ipv6");
+    let reply = fetch_from_netns(&ns_b.path, SocketAddr::new(v6, POD_PORT)).expect("b -> a v6");
+    assert_eq!(reply, "hello over ipv6");
+    server.stop();
+
+    cni.teardown(&pod_a).await.expect("teardown a");
+    cni.teardown(&pod_b).await.expect("teardown b");
+    drop((ns_a, ns_b));
+    net.finish();
+}
+
+#[tokio::test]
 async fn host_port_answers_from_the_host_and_teardown_removes_its_rules() {
     let _serial = serial().await;
     let net = TestNet::new();
@@ -140,7 +184,11 @@ async fn teardown_releases_the_ip_for_the_next_pod() {
     let _serial = serial().await;
     let net = TestNet::new();
     // One address only, so the next pod must get the very address the first one released.
-    net.write_conf("10-test.conflist", &net.conflist("0.3.1", Some((10, 10))));
+    // A single-plugin .conf at 0.3.1: wrapped into a list, and DEL gets no prevResult.
+    let mut conf = net.bridge_plugin(Some((10, 10)));
+    conf["cniVersion"] = "0.3.1".into();
+    conf["name"] = net.network.clone().into();
+    net.write_conf("10-test.conf", &conf.to_string());
     let cni = net.cni();
     let (ns1, ns2) = (net.netns("one"), net.netns("two"));
     let (pod1, pod2) = (net.pod("one", &ns1), net.pod("two", &ns2));

@@ -23,7 +23,11 @@ use rand::Rng;
 
 /// Where Debian installs the reference plugins.
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
-const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+/// Host sysctls the bridge plugin may turn on (`isGateway`); restored after each test.
+const FORWARDING_SYSCTLS: &[&str] = &[
+    "/proc/sys/net/ipv4/ip_forward",
+    "/proc/sys/net/ipv6/conf/all/forwarding",
+];
 /// Chains portmap creates once per host and never removes; a test removes them itself.
 const SHARED_CHAINS: &[&str] = &[
     "CNI-HOSTPORT-DNAT",
@@ -111,10 +115,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// Listens on all IPv4 addresses.
     pub fn start(netns: &Path, port: u16, reply: &'static str) -> Server {
-        let listener = in_netns(netns, move || {
-            TcpListener::bind(("0.0.0.0", port)).expect("bind")
-        });
+        Self::listen(netns, SocketAddr::from(([0, 0, 0, 0], port)), reply)
+    }
+
+    /// Listens on all IPv6 addresses.
+    pub fn start_v6(netns: &Path, port: u16, reply: &'static str) -> Server {
+        Self::listen(netns, SocketAddr::from(([0u16; 8], port)), reply)
+    }
+
+    fn listen(netns: &Path, addr: SocketAddr, reply: &'static str) -> Server {
+        let listener = in_netns(netns, move || TcpListener::bind(addr).expect("bind"));
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
@@ -174,7 +186,7 @@ pub struct TestNet {
     pub dir: tempfile::TempDir,
     iptables_before: BTreeSet<String>,
     nft_tables_before: BTreeSet<String>,
-    ip_forward_before: String,
+    sysctls_before: Vec<(&'static str, String)>,
     finished: bool,
 }
 
@@ -201,7 +213,10 @@ impl TestNet {
             dir,
             iptables_before: iptables_lines(),
             nft_tables_before: nft_tables(),
-            ip_forward_before: fs::read_to_string(IP_FORWARD).unwrap_or_default(),
+            sysctls_before: FORWARDING_SYSCTLS
+                .iter()
+                .map(|p| (*p, fs::read_to_string(p).unwrap_or_default()))
+                .collect(),
             finished: false,
         }
     }
@@ -364,7 +379,7 @@ impl TestNet {
     }
 
     /// Deletes the bridge, namespaces named after the test, portmap's shared chains (if the
-    /// test made them) and restores ip_forward.
+    /// test made them) and restores the forwarding sysctls.
     fn clean_up(&self) {
         run_quiet("ip", &["link", "del", &self.bridge]);
         for ns in run("ip", &["netns", "list"]).lines() {
@@ -375,7 +390,11 @@ impl TestNet {
         }
         remove_new_iptables(&self.iptables_before);
         remove_new_nft_tables(&self.nft_tables_before);
-        let _ = fs::write(IP_FORWARD, &self.ip_forward_before);
+        for (path, value) in &self.sysctls_before {
+            if fs::read_to_string(path).is_ok_and(|now| now != *value) {
+                let _ = fs::write(path, value);
+            }
+        }
     }
 
     /// Cleans up, then asserts nothing of the test is left: namespaces, veths, bridge,
