@@ -26,6 +26,8 @@ pub struct Daemon {
     pub events: EventBus,
     /// The binary run for monitors and pod init.
     pub helper_exe: PathBuf,
+    /// Pod networking through CNI plugins.
+    pub cni: Arc<longshore_cni::Cni>,
 }
 
 impl Daemon {
@@ -44,7 +46,14 @@ impl Daemon {
         } else {
             config.runtime.monitor_path.clone()
         };
+        let cni = longshore_cni::Cni::new(longshore_cni::CniConfig {
+            conf_dir: config.cni.conf_dir.clone(),
+            bin_dirs: config.cni.bin_dirs.clone(),
+            cache_dir: config.cni_cache_dir(),
+        })
+        .context("setting up CNI")?;
         let daemon = Daemon {
+            cni: Arc::new(cni),
             config,
             store,
             pods: RwLock::new(HashMap::new()),
@@ -94,10 +103,7 @@ pub struct NetworkStatus {
 impl Daemon {
     /// Whether pods can get a network now.
     pub fn network_status(&self) -> NetworkStatus {
-        NetworkStatus {
-            ready: false,
-            reason: "NetworkPluginNotReady".into(),
-            message: "CNI is not wired into this build yet".into(),
-        }
+        let s = self.cni.status();
+        NetworkStatus { ready: s.ready, reason: s.reason, message: s.message }
     }
 }
