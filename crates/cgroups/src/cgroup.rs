@@ -389,19 +389,9 @@ impl Cgroup {
     /// directories are fine (deleting twice succeeds). A cgroup whose processes are still
     /// exiting is retried for up to two seconds; one with live processes fails with EBUSY.
     pub fn delete(&self) -> Result<()> {
-        let mut first_error = None;
-        for dir in self.dirs() {
-            if let Err(e) = remove_tree(&dir) {
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
-            Some(e) => Err(e.into()),
-            None => {
-                tracing::debug!(path = %self.path, "cgroup deleted");
-                Ok(())
-            }
-        }
+        remove_all(self.dirs())?;
+        tracing::debug!(path = %self.path, "cgroup deleted");
+        Ok(())
     }
 
     fn v1_dir(&self, controller: Controller) -> Option<&Path> {
@@ -486,29 +476,50 @@ fn make_dir(dir: &Path) -> Result<(), FsError> {
     }
 }
 
-/// Remove child cgroups depth first, then `dir`, retrying while the kernel says EBUSY.
+/// Remove each directory with its child cgroups, retrying the busy ones (processes still
+/// exiting) together for up to [`REMOVE_TIMEOUT`]. Other failures are reported after every
+/// directory was tried.
+fn remove_all(dirs: Vec<PathBuf>) -> Result<(), FsError> {
+    let mut pending = dirs;
+    let mut busy = None;
+    let mut failed = None;
+    let removed = wait::poll_until(REMOVE_TIMEOUT, || {
+        let mut still = Vec::new();
+        for dir in pending.drain(..) {
+            match remove_tree(&dir) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    busy = Some(e);
+                    still.push(dir);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        pending = still;
+        Ok::<_, FsError>(pending.is_empty())
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match busy {
+        Some(e) if !removed => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Remove child cgroups depth first, then `dir`. A missing directory counts as removed.
 fn remove_tree(dir: &Path) -> Result<(), FsError> {
     for child in procs::subdirs(dir)? {
         remove_tree(&child)?;
     }
-    let mut last = None;
-    let removed = wait::poll_until(REMOVE_TIMEOUT, || match std::fs::remove_dir(dir) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-            last = Some(e);
-            Ok(false)
-        }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(FsError::Remove {
             path: dir.to_path_buf(),
             source,
         }),
-    })?;
-    if !removed {
-        return Err(FsError::Remove {
-            path: dir.to_path_buf(),
-            source: last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EBUSY)),
-        });
     }
-    Ok(())
 }
