@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::controller::Controller;
 use crate::error::{Error, Result};
 use crate::fs::{self, FsError};
-use crate::hierarchy::{CGROUP_CONTROLLERS, Hierarchy, Mode, Mount, Version};
+use crate::hierarchy::{CGROUP_CONTROLLERS, Hierarchy, HierarchyError, Mode, Mount, Version};
 use crate::path::CgroupPath;
 use crate::procs;
 use crate::resources::Resources;
@@ -39,6 +39,19 @@ struct UnifiedDir {
     dir: PathBuf,
 }
 
+/// Where a cgroup's directories are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Layout {
+    /// Resources through v1: a directory per v1 hierarchy, plus the cgroup2 one on hybrid hosts
+    /// (for controllers only it carries, and PSI).
+    V1 {
+        v1: Vec<V1Dir>,
+        unified: Option<UnifiedDir>,
+    },
+    /// Pure v2: one directory.
+    V2(UnifiedDir),
+}
+
 /// A handle on one cgroup at the same path in every hierarchy of the host.
 ///
 /// The handle holds paths only; it can outlive the cgroup (then calls fail, and `delete`
@@ -46,25 +59,12 @@ struct UnifiedDir {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cgroup {
     path: CgroupPath,
-    version: Version,
-    v1: Vec<V1Dir>,
-    unified: Option<UnifiedDir>,
+    layout: Layout,
 }
 
 impl Cgroup {
     /// A handle on `path` without creating anything.
     pub fn open(hierarchy: &Hierarchy, path: &CgroupPath) -> Result<Cgroup> {
-        let v1 = hierarchy
-            .v1()
-            .iter()
-            .map(|h| {
-                Ok(V1Dir {
-                    controllers: h.controllers.clone(),
-                    mount: h.mount.clone(),
-                    dir: h.mount.dir_of(path)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let unified = match hierarchy.unified() {
             None => None,
             Some(u) => Some(UnifiedDir {
@@ -73,12 +73,26 @@ impl Cgroup {
                 dir: u.mount.dir_of(path)?,
             }),
         };
-        debug_assert!(hierarchy.mode() != Mode::Unified || v1.is_empty());
+        let layout = match (hierarchy.mode(), unified) {
+            (Mode::Unified, Some(unified)) => Layout::V2(unified),
+            (Mode::Unified, None) => return Err(HierarchyError::NoCgroupMounts.into()),
+            (Mode::Legacy | Mode::Hybrid, unified) => {
+                let v1 = hierarchy.v1().iter().map(|h| {
+                    Ok(V1Dir {
+                        controllers: h.controllers.clone(),
+                        mount: h.mount.clone(),
+                        dir: h.mount.dir_of(path)?,
+                    })
+                });
+                Layout::V1 {
+                    v1: v1.collect::<Result<Vec<_>>>()?,
+                    unified,
+                }
+            }
+        };
         Ok(Cgroup {
             path: path.clone(),
-            version: hierarchy.version(),
-            v1,
-            unified,
+            layout,
         })
     }
 
@@ -92,10 +106,10 @@ impl Cgroup {
     /// Creating an existing cgroup is not an error.
     pub fn create(hierarchy: &Hierarchy, path: &CgroupPath) -> Result<Cgroup> {
         let cgroup = Cgroup::open(hierarchy, path)?;
-        for d in &cgroup.v1 {
+        for d in cgroup.v1_dirs() {
             create_v1(d, path)?;
         }
-        if let Some(u) = &cgroup.unified {
+        if let Some(u) = cgroup.unified() {
             create_unified(u, path)?;
         }
         tracing::debug!(path = %path, "cgroup created");
@@ -107,6 +121,14 @@ impl Cgroup {
         &self.path
     }
 
+    /// The interface its resources go through (V1 on hybrid hosts).
+    pub fn version(&self) -> Version {
+        match self.layout {
+            Layout::V1 { .. } => Version::V1,
+            Layout::V2(_) => Version::V2,
+        }
+    }
+
     /// Whether its directory exists in any hierarchy.
     pub fn exists(&self) -> bool {
         self.dirs().iter().any(|d| d.is_dir())
@@ -114,18 +136,17 @@ impl Cgroup {
 
     /// Its directory in every hierarchy (v1 ones first, then the unified one).
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let v1 = self.v1.iter().map(|d| d.dir.clone());
-        v1.chain(self.unified.iter().map(|u| u.dir.clone()))
-            .collect()
+        let v1 = self.v1_dirs().iter().map(|d| d.dir.clone());
+        v1.chain(self.unified().map(|u| u.dir.clone())).collect()
     }
 
     /// The file a monitor can poll for OOM kills: `memory.events` on v2, `memory.oom_control`
     /// on v1. Both carry an `oom_kill <n>` line; [`read_oom_kill_count`](crate::read_oom_kill_count)
     /// reads either. `None` when the memory controller is not mounted.
     pub fn memory_events_path(&self) -> Option<PathBuf> {
-        match self.version {
-            Version::V2 => Some(self.unified.as_ref()?.dir.join(v2::memory::MEMORY_EVENTS)),
-            Version::V1 => Some(
+        match &self.layout {
+            Layout::V2(u) => Some(u.dir.join(v2::memory::MEMORY_EVENTS)),
+            Layout::V1 { .. } => Some(
                 self.v1_dir(Controller::Memory)?
                     .join(v1::memory::MEMORY_OOM_CONTROL),
             ),
@@ -138,9 +159,9 @@ impl Cgroup {
     /// group OOM kill), and hugetlb limits go to the cgroup2 mount on hybrid hosts whose hugetlb
     /// controller lives there.
     pub fn apply(&self, resources: &Resources) -> Result<()> {
-        match self.version {
-            Version::V2 => Ok(v2::apply(self.unified_dir()?, resources)?),
-            Version::V1 => self.apply_v1(resources),
+        match &self.layout {
+            Layout::V2(u) => Ok(v2::apply(&u.dir, resources)?),
+            Layout::V1 { .. } => self.apply_v1(resources),
         }
     }
 
@@ -183,26 +204,30 @@ impl Cgroup {
 
     /// Move process `pid` into this cgroup in every hierarchy.
     pub fn add_process(&self, pid: u32) -> Result<()> {
-        for d in &self.v1 {
-            procs::add(&d.dir, pid)?;
-        }
-        if let Some(u) = &self.unified {
-            // On a hybrid host the unified directory may be absent if someone else made the
-            // cgroup; the v1 hierarchies are the ones that matter there.
-            if self.version == Version::V2 || u.dir.is_dir() {
-                procs::add(&u.dir, pid)?;
+        match &self.layout {
+            Layout::V2(u) => procs::add(&u.dir, pid)?,
+            Layout::V1 { v1, unified } => {
+                for d in v1 {
+                    procs::add(&d.dir, pid)?;
+                }
+                // On a hybrid host the cgroup2 directory may be absent if someone else made
+                // the cgroup; the v1 hierarchies are the ones that matter there.
+                if let Some(u) = unified.as_ref().filter(|u| u.dir.is_dir()) {
+                    procs::add(&u.dir, pid)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// The processes directly in this cgroup (not its children), sorted, from every hierarchy.
+    /// The processes directly in this cgroup (not its children), sorted, from every hierarchy
+    /// that limits resources.
     pub fn procs(&self) -> Result<Vec<u32>> {
         let mut pids = Vec::new();
-        match self.version {
-            Version::V2 => pids.extend(procs::list(self.unified_dir()?)?),
-            Version::V1 => {
-                for d in &self.v1 {
+        match &self.layout {
+            Layout::V2(u) => pids.extend(procs::list(&u.dir)?),
+            Layout::V1 { v1, .. } => {
+                for d in v1 {
                     pids.extend(procs::list(&d.dir)?);
                 }
             }
@@ -215,41 +240,10 @@ impl Cgroup {
     /// Read the cgroup's accounting from the kernel's files (no process listing).
     pub fn stats(&self) -> Result<Stats> {
         let timestamp = SystemTime::now();
-        match self.version {
-            Version::V2 => self.stats_v2(timestamp),
-            Version::V1 => self.stats_v1(timestamp),
+        match &self.layout {
+            Layout::V2(u) => stats_v2(&u.dir, timestamp),
+            Layout::V1 { .. } => self.stats_v1(timestamp),
         }
-    }
-
-    fn stats_v2(&self, timestamp: SystemTime) -> Result<Stats> {
-        let dir = self.unified_dir()?;
-        let enabled = fs::read(&dir.join(CGROUP_CONTROLLERS))?;
-        let has = |c: Controller| enabled.split_whitespace().any(|n| n == c.name());
-        let v2_err = |e: v2::Error| Error::V2(e);
-        let cpu = v2::cpu::stats(dir).map_err(|e| v2_err(e.into()))?;
-        let (memory, oom_kills) = if has(Controller::Memory) {
-            let memory = v2::memory::stats(dir).map_err(|e| v2_err(e.into()))?;
-            (
-                memory,
-                v2::memory::oom_kills(dir).map_err(|e| v2_err(e.into()))?,
-            )
-        } else {
-            (MemoryStats::default(), 0)
-        };
-        let pids = if has(Controller::Pids) {
-            v2::pids::stats(dir).map_err(|e| v2_err(e.into()))?
-        } else {
-            PidsStats::default()
-        };
-        let pressure = v2::pressure::stats(dir).map_err(|e| v2_err(e.into()))?;
-        Ok(Stats {
-            timestamp,
-            cpu,
-            memory,
-            pids,
-            oom_kills,
-            pressure,
-        })
     }
 
     fn stats_v1(&self, timestamp: SystemTime) -> Result<Stats> {
@@ -274,7 +268,7 @@ impl Cgroup {
         };
         // PSI lives only in v2 cgroups; a hybrid host has it for processes we also placed in
         // the unified directory.
-        let pressure = match self.unified.as_ref().filter(|u| u.dir.is_dir()) {
+        let pressure = match self.unified().filter(|u| u.dir.is_dir()) {
             Some(u) => v2::pressure::stats(&u.dir).map_err(|e| Error::V2(e.into()))?,
             None => None,
         };
@@ -291,9 +285,9 @@ impl Cgroup {
     /// Processes killed by the OOM killer in this cgroup so far (v2 `memory.events`, v1
     /// `memory.oom_control`).
     pub fn oom_kill_count(&self) -> Result<u64> {
-        match self.version {
-            Version::V2 => Ok(v2::memory::oom_kills(self.unified_dir()?).map_err(v2::Error::from)?),
-            Version::V1 => {
+        match &self.layout {
+            Layout::V2(u) => Ok(v2::memory::oom_kills(&u.dir).map_err(v2::Error::from)?),
+            Layout::V1 { .. } => {
                 let dir = self.need_v1(Controller::Memory)?;
                 Ok(v1::memory::oom_kills(dir).map_err(v1::Error::from)?)
             }
@@ -312,12 +306,11 @@ impl Cgroup {
     }
 
     fn set_frozen(&self, frozen: bool) -> Result<()> {
-        match self.version {
-            Version::V2 => {
-                let dir = self.unified_dir()?;
-                v2::freezer::set(dir, frozen, FREEZE_TIMEOUT).map_err(v2::Error::from)?;
+        match &self.layout {
+            Layout::V2(u) => {
+                v2::freezer::set(&u.dir, frozen, FREEZE_TIMEOUT).map_err(v2::Error::from)?;
             }
-            Version::V1 => {
+            Layout::V1 { .. } => {
                 let dir = self.need_v1(Controller::Freezer)?;
                 v1::freezer::set(dir, frozen, FREEZE_TIMEOUT).map_err(v1::Error::from)?;
             }
@@ -332,12 +325,9 @@ impl Cgroup {
     /// the list is read, SIGKILLs every pid of every hierarchy, thaws so the signals land, then
     /// repeats kill-and-check until the cgroup is empty.
     pub fn kill_all(&self) -> Result<()> {
-        match self.version {
-            Version::V2 => {
-                let dir = self.unified_dir()?;
-                Ok(v2::kill::kill_all(dir, KILL_TIMEOUT).map_err(v2::Error::from)?)
-            }
-            Version::V1 => self.kill_all_v1(),
+        match &self.layout {
+            Layout::V2(u) => Ok(v2::kill::kill_all(&u.dir, KILL_TIMEOUT).map_err(v2::Error::from)?),
+            Layout::V1 { .. } => self.kill_all_v1(),
         }
     }
 
@@ -353,10 +343,12 @@ impl Cgroup {
             },
             None => false,
         };
-        procs::kill(&self.all_procs()?);
+        let listed = self.all_procs().map(|pids| procs::kill(&pids));
+        // Thaw even when listing failed: a cgroup must not stay frozen behind our back.
         if let (true, Some(dir)) = (frozen, freezer) {
             v1::freezer::set(dir, false, FREEZE_TIMEOUT).map_err(v1::Error::from)?;
         }
+        listed?;
         let mut left = Vec::new();
         let empty = wait::poll_until(KILL_TIMEOUT, || {
             left = self.all_procs()?;
@@ -394,8 +386,22 @@ impl Cgroup {
         Ok(())
     }
 
+    fn v1_dirs(&self) -> &[V1Dir] {
+        match &self.layout {
+            Layout::V1 { v1, .. } => v1,
+            Layout::V2(_) => &[],
+        }
+    }
+
+    fn unified(&self) -> Option<&UnifiedDir> {
+        match &self.layout {
+            Layout::V1 { unified, .. } => unified.as_ref(),
+            Layout::V2(u) => Some(u),
+        }
+    }
+
     fn v1_dir(&self, controller: Controller) -> Option<&Path> {
-        self.v1
+        self.v1_dirs()
             .iter()
             .find(|d| d.controllers.contains(&controller))
             .map(|d| d.dir.as_path())
@@ -406,16 +412,9 @@ impl Cgroup {
             .ok_or_else(|| self.missing(controller))
     }
 
-    fn unified_dir(&self) -> Result<&Path> {
-        self.unified
-            .as_ref()
-            .map(|u| u.dir.as_path())
-            .ok_or_else(|| self.missing(Controller::Memory))
-    }
-
+    /// The cgroup2 directory, if the cgroup2 mount carries `controller`.
     fn unified_controller_dir(&self, controller: Controller) -> Result<&Path> {
-        self.unified
-            .as_ref()
+        self.unified()
             .filter(|u| u.controllers.contains(&controller))
             .map(|u| u.dir.as_path())
             .ok_or_else(|| self.missing(controller))
@@ -427,6 +426,36 @@ impl Cgroup {
             path: self.path.clone(),
         }
     }
+}
+
+fn stats_v2(dir: &Path, timestamp: SystemTime) -> Result<Stats> {
+    let enabled = fs::read(&dir.join(CGROUP_CONTROLLERS))?;
+    let has = |c: Controller| enabled.split_whitespace().any(|n| n == c.name());
+    let v2_err = |e: v2::Error| Error::V2(e);
+    let cpu = v2::cpu::stats(dir).map_err(|e| v2_err(e.into()))?;
+    let (memory, oom_kills) = if has(Controller::Memory) {
+        let memory = v2::memory::stats(dir).map_err(|e| v2_err(e.into()))?;
+        (
+            memory,
+            v2::memory::oom_kills(dir).map_err(|e| v2_err(e.into()))?,
+        )
+    } else {
+        (MemoryStats::default(), 0)
+    };
+    let pids = if has(Controller::Pids) {
+        v2::pids::stats(dir).map_err(|e| v2_err(e.into()))?
+    } else {
+        PidsStats::default()
+    };
+    let pressure = v2::pressure::stats(dir).map_err(|e| v2_err(e.into()))?;
+    Ok(Stats {
+        timestamp,
+        cpu,
+        memory,
+        pids,
+        oom_kills,
+        pressure,
+    })
 }
 
 /// Make each missing directory from the mount's root down to `path`, filling empty cpusets.

@@ -8,6 +8,8 @@
 //! The layout follows the kernel: `v1/` and `v2/` hold one module per controller, each with its
 //! own error type, `apply` and `stats`, and constants naming the kernel files.
 
+#![warn(missing_docs)]
+
 mod cgroup;
 mod controller;
 mod error;
