@@ -1,0 +1,57 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::controller::Controller;
+use crate::fs::FsError;
+use crate::hierarchy::HierarchyError;
+use crate::path::{CgroupPath, PathError};
+use crate::{v1, v2};
+
+/// Any failure of this crate. Every variant names the path, file, key or value it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The hierarchy could not be detected or a path does not fit it.
+    #[error(transparent)]
+    Hierarchy(#[from] HierarchyError),
+    /// A cgroup path or name was invalid.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// A cgroupfs file or directory operation failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// A v1 controller failed.
+    #[error(transparent)]
+    V1(#[from] v1::Error),
+    /// A v2 controller failed.
+    #[error(transparent)]
+    V2(#[from] v2::Error),
+    /// A controller needed for the request is not mounted on this host.
+    #[error("the {controller} controller is not available for cgroup {path}")]
+    ControllerMissing {
+        /// The controller.
+        controller: Controller,
+        /// The cgroup.
+        path: CgroupPath,
+    },
+    /// `Resources::unified` was given on a cgroup v1 (or hybrid) host.
+    #[error("unified key {key:?} needs cgroup v2, but this host drives resources through v1")]
+    UnifiedOnV1 {
+        /// The first key.
+        key: String,
+    },
+    /// Processes were still there after SIGKILL.
+    #[error("cgroup {} still has processes {pids:?} after {timeout:?}", dir.display())]
+    KillTimeout {
+        /// A directory of the cgroup.
+        dir: PathBuf,
+        /// What was left.
+        pids: Vec<u32>,
+        /// How long we waited.
+        timeout: Duration,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
