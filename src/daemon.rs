@@ -28,6 +28,10 @@ pub struct Daemon {
     pub helper_exe: PathBuf,
     /// Pod networking through CNI plugins.
     pub cni: Arc<longshore_cni::Cni>,
+    /// The cgroup hierarchy of this host (v1, hybrid or v2).
+    pub hierarchy: longshore_cgroups::Hierarchy,
+    /// `[cgroups] root`: where every pod's cgroup_parent is resolved.
+    pub cgroup_root: longshore_cgroups::CgroupPath,
 }
 
 impl Daemon {
@@ -52,8 +56,13 @@ impl Daemon {
             cache_dir: config.cni_cache_dir(),
         })
         .context("setting up CNI")?;
+        let hierarchy = longshore_cgroups::Hierarchy::detect().context("detecting cgroups")?;
+        let cgroup_root = longshore_cgroups::CgroupPath::new(&config.cgroups.root)
+            .context("[cgroups] root")?;
         let daemon = Daemon {
             cni: Arc::new(cni),
+            hierarchy,
+            cgroup_root,
             config,
             store,
             pods: RwLock::new(HashMap::new()),
@@ -101,6 +110,14 @@ pub struct NetworkStatus {
 }
 
 impl Daemon {
+    /// The cgroup naming the configuration asks for.
+    pub fn cgroup_driver(&self) -> longshore_cgroups::Driver {
+        match self.config.cgroups.driver {
+            longshore_config::CgroupDriver::Cgroupfs => longshore_cgroups::Driver::Cgroupfs,
+            longshore_config::CgroupDriver::Systemd => longshore_cgroups::Driver::Systemd,
+        }
+    }
+
     /// Whether pods can get a network now.
     pub fn network_status(&self) -> NetworkStatus {
         let s = self.cni.status();

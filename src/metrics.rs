@@ -6,3 +6,8 @@ use std::time::Duration;
 pub fn observe_rpc(method: &'static str, elapsed: Duration, error: Option<tonic::Code>) {
     let _ = (method, elapsed, error);
 }
+
+/// Records one finished image pull.
+pub fn observe_pull(elapsed: Duration, bytes: u64) {
+    let _ = (elapsed, bytes);
+}

@@ -1,5 +1,12 @@
 //! ImageService: pull, list, status, remove, filesystem usage. One file per RPC.
 
+mod convert;
+mod fs_info;
+mod list;
+mod pull;
+mod remove;
+mod status;
+
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -7,12 +14,13 @@ use tonic::{Request, Response, Status};
 use crate::api::image_service_server::ImageService;
 use crate::api::*;
 use crate::daemon::Daemon;
-use crate::runtime::{RpcStream, unimplemented};
+use crate::runtime::RpcStream;
 use crate::server::rpc;
+
+pub use convert::status_from;
 
 /// The ImageService as tonic serves it.
 pub struct ImageApi {
-    #[allow(dead_code)]
     daemon: Arc<Daemon>,
 }
 
@@ -23,19 +31,17 @@ impl ImageApi {
     }
 }
 
-macro_rules! not_implemented {
-    ($name:literal, $req:ident) => {
-        rpc($name, $req, |_r| async { unimplemented($name) }).await
-    };
+macro_rules! route {
+    ($self:ident, $name:literal, $req:ident, $handler:path) => {{
+        let d = $self.daemon.clone();
+        rpc($name, $req, move |r| async move { $handler(&d, r).await }).await
+    }};
 }
 
 #[tonic::async_trait]
 impl ImageService for ImageApi {
-    async fn list_images(
-        &self,
-        req: Request<ListImagesRequest>,
-    ) -> Result<Response<ListImagesResponse>, Status> {
-        not_implemented!("ListImages", req)
+    async fn list_images(&self, req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
+        route!(self, "ListImages", req, list::list_images)
     }
 
     type StreamImagesStream = RpcStream<StreamImagesResponse>;
@@ -44,34 +50,22 @@ impl ImageService for ImageApi {
         &self,
         req: Request<StreamImagesRequest>,
     ) -> Result<Response<Self::StreamImagesStream>, Status> {
-        not_implemented!("StreamImages", req)
+        route!(self, "StreamImages", req, list::stream_images)
     }
 
-    async fn image_status(
-        &self,
-        req: Request<ImageStatusRequest>,
-    ) -> Result<Response<ImageStatusResponse>, Status> {
-        not_implemented!("ImageStatus", req)
+    async fn image_status(&self, req: Request<ImageStatusRequest>) -> Result<Response<ImageStatusResponse>, Status> {
+        route!(self, "ImageStatus", req, status::image_status)
     }
 
-    async fn pull_image(
-        &self,
-        req: Request<PullImageRequest>,
-    ) -> Result<Response<PullImageResponse>, Status> {
-        not_implemented!("PullImage", req)
+    async fn pull_image(&self, req: Request<PullImageRequest>) -> Result<Response<PullImageResponse>, Status> {
+        route!(self, "PullImage", req, pull::pull_image)
     }
 
-    async fn remove_image(
-        &self,
-        req: Request<RemoveImageRequest>,
-    ) -> Result<Response<RemoveImageResponse>, Status> {
-        not_implemented!("RemoveImage", req)
+    async fn remove_image(&self, req: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
+        route!(self, "RemoveImage", req, remove::remove_image)
     }
 
-    async fn image_fs_info(
-        &self,
-        req: Request<ImageFsInfoRequest>,
-    ) -> Result<Response<ImageFsInfoResponse>, Status> {
-        not_implemented!("ImageFsInfo", req)
+    async fn image_fs_info(&self, req: Request<ImageFsInfoRequest>) -> Result<Response<ImageFsInfoResponse>, Status> {
+        route!(self, "ImageFsInfo", req, fs_info::image_fs_info)
     }
 }

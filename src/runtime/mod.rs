@@ -1,8 +1,32 @@
 //! RuntimeService: pods, containers, streaming, stats and events. One file per RPC; this file
 //! only routes each RPC through [`crate::server::rpc`] to its handler.
 
+mod container_cgroup;
+mod container_create;
+mod container_events;
+mod container_exit;
+mod container_list;
+mod container_monitor;
+mod container_namespaces;
+mod container_remove;
+mod container_start;
+mod container_status;
+mod container_stop;
+mod lookup;
+mod pod_cgroup;
+mod pod_files;
+mod pod_network;
+mod pod_teardown;
 mod runtime_config;
+mod sandbox_list;
+mod sandbox_remove;
+mod sandbox_run;
+mod sandbox_status;
+mod sandbox_stop;
+pub(crate) mod spec;
+mod spec_inputs;
 mod status;
+mod validate;
 mod version;
 
 use std::pin::Pin;
@@ -59,35 +83,35 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<RunPodSandboxRequest>,
     ) -> Result<Response<RunPodSandboxResponse>, Status> {
-        not_implemented!("RunPodSandbox", req)
+        route!(self, "RunPodSandbox", req, sandbox_run::run_pod_sandbox)
     }
 
     async fn stop_pod_sandbox(
         &self,
         req: Request<StopPodSandboxRequest>,
     ) -> Result<Response<StopPodSandboxResponse>, Status> {
-        not_implemented!("StopPodSandbox", req)
+        route!(self, "StopPodSandbox", req, sandbox_stop::stop_pod_sandbox)
     }
 
     async fn remove_pod_sandbox(
         &self,
         req: Request<RemovePodSandboxRequest>,
     ) -> Result<Response<RemovePodSandboxResponse>, Status> {
-        not_implemented!("RemovePodSandbox", req)
+        route!(self, "RemovePodSandbox", req, sandbox_remove::remove_pod_sandbox)
     }
 
     async fn pod_sandbox_status(
         &self,
         req: Request<PodSandboxStatusRequest>,
     ) -> Result<Response<PodSandboxStatusResponse>, Status> {
-        not_implemented!("PodSandboxStatus", req)
+        route!(self, "PodSandboxStatus", req, sandbox_status::pod_sandbox_status)
     }
 
     async fn list_pod_sandbox(
         &self,
         req: Request<ListPodSandboxRequest>,
     ) -> Result<Response<ListPodSandboxResponse>, Status> {
-        not_implemented!("ListPodSandbox", req)
+        route!(self, "ListPodSandbox", req, sandbox_list::list_pod_sandbox)
     }
 
     type StreamPodSandboxesStream = RpcStream<StreamPodSandboxesResponse>;
@@ -96,42 +120,42 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamPodSandboxesRequest>,
     ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
-        not_implemented!("StreamPodSandboxes", req)
+        route!(self, "StreamPodSandboxes", req, sandbox_list::stream_pod_sandboxes)
     }
 
     async fn create_container(
         &self,
         req: Request<CreateContainerRequest>,
     ) -> Result<Response<CreateContainerResponse>, Status> {
-        not_implemented!("CreateContainer", req)
+        route!(self, "CreateContainer", req, container_create::create_container)
     }
 
     async fn start_container(
         &self,
         req: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
-        not_implemented!("StartContainer", req)
+        route!(self, "StartContainer", req, container_start::start_container)
     }
 
     async fn stop_container(
         &self,
         req: Request<StopContainerRequest>,
     ) -> Result<Response<StopContainerResponse>, Status> {
-        not_implemented!("StopContainer", req)
+        route!(self, "StopContainer", req, container_stop::stop_container)
     }
 
     async fn remove_container(
         &self,
         req: Request<RemoveContainerRequest>,
     ) -> Result<Response<RemoveContainerResponse>, Status> {
-        not_implemented!("RemoveContainer", req)
+        route!(self, "RemoveContainer", req, container_remove::remove_container)
     }
 
     async fn list_containers(
         &self,
         req: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
-        not_implemented!("ListContainers", req)
+        route!(self, "ListContainers", req, container_list::list_containers)
     }
 
     type StreamContainersStream = RpcStream<StreamContainersResponse>;
@@ -140,14 +164,14 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamContainersRequest>,
     ) -> Result<Response<Self::StreamContainersStream>, Status> {
-        not_implemented!("StreamContainers", req)
+        route!(self, "StreamContainers", req, container_list::stream_containers)
     }
 
     async fn container_status(
         &self,
         req: Request<ContainerStatusRequest>,
     ) -> Result<Response<ContainerStatusResponse>, Status> {
-        not_implemented!("ContainerStatus", req)
+        route!(self, "ContainerStatus", req, container_status::container_status)
     }
 
     async fn update_container_resources(

@@ -1,19 +1,75 @@
-//! The pod's cgroup (wired to `longshore-cgroups` next).
+//! The pod's cgroup: kubelet's `cgroup_parent` resolved under `[cgroups] root`, or, for pods that
+//! name none, `<default_parent>/pod-<id>`. Containers get child cgroups of it.
 
+use longshore_cgroups::{Cgroup, CgroupPath, Driver};
 use tonic::Status;
 
 use crate::api::PodSandboxConfig;
 use crate::daemon::Daemon;
 use crate::state::PodRecord;
 
-pub(crate) fn create(_d: &Daemon, _config: &PodSandboxConfig, _record: &mut PodRecord) -> Result<(), Status> {
+/// The leaf holding the pod's own processes (its PID 1): on cgroup v2 a cgroup with children may
+/// not hold processes itself.
+const POD_INIT_LEAF: &str = "pod-init";
+
+/// Resolves and makes the pod's cgroup, noting in the record whether Longshore made it.
+pub(crate) fn create(d: &Daemon, config: &PodSandboxConfig, record: &mut PodRecord) -> Result<(), Status> {
+    let parent = config.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or("");
+    let path = pod_path(d, parent, &record.id)?;
+    let existed = Cgroup::open(&d.hierarchy, &path).map(|c| c.exists()).unwrap_or(false);
+    Cgroup::create(&d.hierarchy, &path)
+        .map_err(|e| Status::internal(format!("creating pod cgroup {}: {e}", path.as_str())))?;
+    record.cgroup = path.as_str().to_string();
+    record.owns_cgroup = !existed;
     Ok(())
 }
 
-pub(crate) fn add_process(_d: &Daemon, _record: &PodRecord, _pid: i32) -> Result<(), Status> {
-    Ok(())
+fn pod_path(d: &Daemon, parent: &str, pod_id: &str) -> Result<CgroupPath, Status> {
+    let driver = d.cgroup_driver();
+    if parent.is_empty() {
+        let base = CgroupPath::resolve(&d.cgroup_root, &d.config.cgroups.default_parent, driver)
+            .map_err(|e| Status::internal(format!("[cgroups] default_parent: {e}")))?;
+        let name = match driver {
+            Driver::Cgroupfs => format!("pod-{pod_id}"),
+            Driver::Systemd => format!("longshore-pod-{pod_id}.slice"),
+        };
+        return base.child(&name).map_err(|e| Status::internal(e.to_string()));
+    }
+    CgroupPath::resolve(&d.cgroup_root, parent, driver)
+        .map_err(|e| Status::invalid_argument(format!("config.linux.cgroup_parent {parent:?}: {e}")))
 }
 
-pub(crate) fn remove(_d: &Daemon, _record: &PodRecord) -> Result<(), Status> {
+/// Puts one of the pod's own processes (its PID 1) in the pod's leaf cgroup.
+pub(crate) fn add_process(d: &Daemon, record: &PodRecord, pid: i32) -> Result<(), Status> {
+    let leaf = leaf_path(record)?;
+    let cgroup = Cgroup::create(&d.hierarchy, &leaf)
+        .map_err(|e| Status::internal(format!("creating {}: {e}", leaf.as_str())))?;
+    cgroup
+        .add_process(pid as u32)
+        .map_err(|e| Status::internal(format!("moving pod init {pid} to {}: {e}", leaf.as_str())))
+}
+
+fn leaf_path(record: &PodRecord) -> Result<CgroupPath, Status> {
+    CgroupPath::new(&record.cgroup)
+        .and_then(|p| p.child(POD_INIT_LEAF))
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+/// Removes the pod's leaf, and the pod cgroup itself when Longshore made it.
+pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+    if record.cgroup.is_empty() {
+        return Ok(());
+    }
+    let leaf = leaf_path(record)?;
+    if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &leaf) {
+        cgroup.delete().map_err(|e| Status::internal(format!("removing {}: {e}", leaf.as_str())))?;
+    }
+    if !record.owns_cgroup {
+        return Ok(());
+    }
+    let path = CgroupPath::new(&record.cgroup).map_err(|e| Status::internal(e.to_string()))?;
+    if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &path) {
+        cgroup.delete().map_err(|e| Status::internal(format!("removing pod cgroup {}: {e}", path.as_str())))?;
+    }
     Ok(())
 }

@@ -1,0 +1,40 @@
+//! `ImageStatus`: the image if present (no error when it is not, as CRI says).
+
+use std::collections::HashMap;
+
+use tonic::Status;
+
+use super::convert::{cri_image, status_from};
+use crate::api::{ImageStatusRequest, ImageStatusResponse};
+use crate::daemon::Daemon;
+
+pub(super) async fn image_status(d: &Daemon, req: ImageStatusRequest) -> Result<ImageStatusResponse, Status> {
+    let name = req.image.map(|i| i.image).unwrap_or_default();
+    if name.is_empty() {
+        return Err(Status::invalid_argument("image.image is required"));
+    }
+    let Some(image) = d.images.resolve(&name).map_err(status_from)? else {
+        return Ok(ImageStatusResponse { image: None, info: HashMap::new() });
+    };
+    let info = if req.verbose {
+        let info = serde_json::json!({
+            "chainIDs": image.chain_ids,
+            "diffIDs": image.diff_ids,
+            "manifestDigest": image.manifest_digest,
+            "platform": image.platform,
+            "created": image.created,
+            "config": {
+                "user": image.config.user,
+                "env": image.config.env,
+                "entrypoint": image.config.entrypoint,
+                "cmd": image.config.cmd,
+                "workingDir": image.config.working_dir,
+                "stopSignal": image.config.stop_signal,
+            },
+        });
+        HashMap::from([("info".to_string(), info.to_string())])
+    } else {
+        HashMap::new()
+    };
+    Ok(ImageStatusResponse { image: Some(cri_image(&image)), info })
+}
