@@ -292,3 +292,53 @@ async fn peer_eof_ends_streams_and_incoming() {
     assert!(si.next().await.is_none());
     server.closed().await;
 }
+
+/// What client-go v0.36 (crictl 1.36's `exec -i`, SPDY) sent after the upgrade, recorded
+/// through a TCP proxy: SYN_STREAM error/stdin/stdout/stderr, stdin data, stdin FIN, then
+/// RST_STREAM(CANCEL) for the streams it tears down.
+const CLIENT_GO_EXEC: &[u8] = include_bytes!("../testdata/client_go_exec.bin");
+
+#[tokio::test]
+async fn replays_a_recorded_client_go_exec() {
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let (_server, mut si) = Session::new(ours, Role::Server);
+    // Drain what the server answers so its writer never blocks.
+    let (mut peer_r, mut peer_w) = tokio::io::split(&mut peer);
+    let drain = async {
+        let mut sink = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_millis(300), peer_r.read_to_end(&mut sink)).await;
+    };
+    let feed = async {
+        peer_w.write_all(CLIENT_GO_EXEC).await.unwrap();
+    };
+    let accept = async {
+        let mut kinds = Vec::new();
+        let mut stdin = None;
+        for _ in 0..4 {
+            let inc = si.next().await.unwrap();
+            kinds.push((
+                inc.id(),
+                inc.headers().get("streamType").unwrap().to_string(),
+            ));
+            let s = inc.accept();
+            if s.headers().get("streamtype") == Some("stdin") {
+                stdin = Some(s);
+            }
+        }
+        let mut data = Vec::new();
+        stdin.unwrap().read_to_end(&mut data).await.unwrap();
+        (kinds, data)
+    };
+    let (_, _, (kinds, data)) = tokio::join!(drain, feed, accept);
+    assert_eq!(
+        kinds,
+        vec![
+            (1, "error".to_string()),
+            (3, "stdin".to_string()),
+            (5, "stdout".to_string()),
+            (7, "stderr".to_string())
+        ]
+    );
+    assert_eq!(data, b"hello from client-go\n");
+}
