@@ -32,6 +32,8 @@ use state::{INITIAL_WINDOW, Outbound, Shared, StreamState};
 
 /// Highest stream id SPDY allows.
 const MAX_STREAM_ID: u32 = 0x7fff_ffff;
+/// How long `close` waits for the peer to take the frames still queued.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A handle to a SPDY connection. Cheap to clone; the connection lives until the peer closes
 /// it, an I/O error occurs, or [`Session::close`] is called.
@@ -230,7 +232,8 @@ impl Session {
     }
 
     /// Sends GOAWAY, writes out everything queued before it, and shuts the write side down.
-    /// The reader keeps draining the peer for a few seconds so no late frame makes the kernel
+    /// A peer that does not read for 10 s is given up on (the connection is dropped). The
+    /// reader keeps draining the peer for a few seconds so no late frame makes the kernel
     /// reset the connection. Idempotent.
     pub async fn close(&self) {
         self.shared.with(|st| {
@@ -247,7 +250,11 @@ impl Session {
         });
         self.shared.closing.send_replace(true);
         let mut done = self.shared.writer_done.subscribe();
-        let _ = done.wait_for(|d| *d).await;
+        if tokio::time::timeout(CLOSE_TIMEOUT, done.wait_for(|d| *d)).await.is_err() {
+            tracing::debug!("SPDY peer is not reading; dropping the connection");
+            self.shared.abort.send_replace(true);
+            let _ = done.wait_for(|d| *d).await;
+        }
     }
 
     /// Resolves when the peer has closed the connection (or it failed).

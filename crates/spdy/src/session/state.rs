@@ -231,6 +231,8 @@ pub(crate) struct Shared {
     pub closing: watch::Sender<bool>,
     pub reader_done: watch::Sender<bool>,
     pub writer_done: watch::Sender<bool>,
+    /// Set when `close` gave up waiting for the peer to take our last frames.
+    pub abort: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -242,6 +244,7 @@ impl Shared {
             closing: watch::Sender::new(false),
             reader_done: watch::Sender::new(false),
             writer_done: watch::Sender::new(false),
+            abort: watch::Sender::new(false),
         }
     }
 

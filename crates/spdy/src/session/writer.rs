@@ -1,9 +1,12 @@
 //! The writer task: encodes queued frames in order and writes them to the connection.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 
 use super::state::{Outbound, Shared};
 use crate::frame::FrameEncoder;
@@ -22,8 +25,22 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut i
     shared.writer_done.send_replace(true);
 }
 
-async fn run<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> std::io::Result<()> {
-    let mut encoder = FrameEncoder::new().map_err(std::io::Error::other)?;
+/// Runs one I/O step unless `close` gave up on the peer meanwhile.
+async fn guarded(
+    abort: &mut watch::Receiver<bool>,
+    step: impl Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    tokio::select! {
+        r = step => r,
+        _ = abort.wait_for(|a| *a) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading; SPDY close gave up"))
+        }
+    }
+}
+
+async fn run<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> io::Result<()> {
+    let mut abort = shared.abort.subscribe();
+    let mut encoder = FrameEncoder::new().map_err(io::Error::other)?;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         let (batch, queued) = shared.with(|st| {
@@ -40,12 +57,12 @@ async fn run<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> std::io::Res
             match item {
                 Outbound::Frame(frame) => encoder
                     .encode(frame, &mut buf)
-                    .map_err(std::io::Error::other)?,
+                    .map_err(io::Error::other)?,
                 Outbound::Shutdown => shutdown = true,
             }
         }
-        io.write_all(&buf).await?;
-        io.flush().await?;
+        guarded(&mut abort, io.write_all(&buf)).await?;
+        guarded(&mut abort, io.flush()).await?;
         shared.with(|st| {
             st.out_bytes = st.out_bytes.saturating_sub(queued);
             for w in st.queue_waiters.drain(..) {
@@ -53,7 +70,7 @@ async fn run<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> std::io::Res
             }
         });
         if shutdown {
-            io.shutdown().await?;
+            guarded(&mut abort, io.shutdown()).await?;
             return Ok(());
         }
     }
