@@ -1,6 +1,9 @@
 //! A real backend for the integration tests: exec and attach run host processes (with a real
 //! pty for `tty`), port-forward dials 127.0.0.1.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
