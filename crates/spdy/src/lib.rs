@@ -11,6 +11,8 @@
 //!   peer's streams with their headers, opening our own, answering pings, sending GOAWAY, and
 //!   keeping SPDY/3.1 flow control with peers that keep it.
 
+#![warn(missing_docs)]
+
 mod compression;
 mod dictionary;
 pub mod error;

@@ -15,6 +15,8 @@
 //! The runtime plugs in through [`StreamBackend`]. The [`client`] module speaks the same
 //! protocols from the other side.
 
+#![warn(missing_docs)]
+
 mod backend;
 pub mod client;
 mod config;

@@ -250,7 +250,10 @@ impl Session {
         });
         self.shared.closing.send_replace(true);
         let mut done = self.shared.writer_done.subscribe();
-        if tokio::time::timeout(CLOSE_TIMEOUT, done.wait_for(|d| *d)).await.is_err() {
+        if tokio::time::timeout(CLOSE_TIMEOUT, done.wait_for(|d| *d))
+            .await
+            .is_err()
+        {
             tracing::debug!("SPDY peer is not reading; dropping the connection");
             self.shared.abort.send_replace(true);
             let _ = done.wait_for(|d| *d).await;

@@ -349,8 +349,14 @@ async fn close_gives_up_on_a_peer_that_does_not_read() {
     let (_peer, ours) = tokio::io::duplex(1024);
     let (server, _si) = Session::new(ours, Role::Server);
     server.shared.with(|st| {
-        st.push(Frame::Data { stream_id: 2, flags: 0, data: Bytes::from(vec![0u8; 64 * 1024]) })
+        st.push(Frame::Data {
+            stream_id: 2,
+            flags: 0,
+            data: Bytes::from(vec![0u8; 64 * 1024]),
+        })
     });
-    tokio::time::timeout(Duration::from_secs(60), server.close()).await.expect("close returned");
+    tokio::time::timeout(Duration::from_secs(60), server.close())
+        .await
+        .expect("close returned");
     assert!(server.shared.with(|st| st.write_closed));
 }

@@ -55,9 +55,9 @@ async fn run<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> io::Result<(
         let mut shutdown = false;
         for item in &batch {
             match item {
-                Outbound::Frame(frame) => encoder
-                    .encode(frame, &mut buf)
-                    .map_err(io::Error::other)?,
+                Outbound::Frame(frame) => {
+                    encoder.encode(frame, &mut buf).map_err(io::Error::other)?
+                }
                 Outbound::Shutdown => shutdown = true,
             }
         }
