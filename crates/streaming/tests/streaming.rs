@@ -481,3 +481,73 @@ async fn port_forward_echoes_one_mib_over_websocket_channels() {
         pf.close().await;
     }
 }
+
+/// Sends a raw HTTP request and returns the response head.
+async fn raw_request(server: &StreamingServer, path: &str, headers: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 0\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn path_of(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+#[tokio::test]
+async fn spdy_negotiation_failures_are_reported_like_kubelet() {
+    let server = start_server(StreamingConfig::default()).await;
+    let upgrade = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
+    let url = server
+        .exec_url(exec_req(&["true"], false, false, false))
+        .unwrap();
+    let head = raw_request(&server, &path_of(&url), upgrade).await;
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(
+        head.contains("X-Stream-Protocol-Version does not exist"),
+        "{head}"
+    );
+
+    let url = server
+        .exec_url(exec_req(&["true"], false, false, false))
+        .unwrap();
+    let headers = format!("{upgrade}X-Stream-Protocol-Version: v9.channel.k8s.io\r\n");
+    let head = raw_request(&server, &path_of(&url), &headers).await;
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+    assert!(
+        head.contains("X-Accepted-Stream-Protocol-Versions: v4.channel.k8s.io\r\n"),
+        "{head}"
+    );
+
+    let url = server
+        .exec_url(exec_req(&["true"], false, false, false))
+        .unwrap();
+    let head = raw_request(
+        &server,
+        &path_of(&url),
+        "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert!(head.contains("missing upgrade headers"), "{head}");
+
+    let url = server
+        .exec_url(exec_req(&["true"], false, false, false))
+        .unwrap();
+    let headers = format!("{upgrade}X-Stream-Protocol-Version: v9, v4.channel.k8s.io\r\n");
+    let head = raw_request(&server, &path_of(&url), &headers).await;
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("X-Stream-Protocol-Version: v4.channel.k8s.io\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("Upgrade: SPDY/3.1\r\n"), "{head}");
+}
