@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableMultimapTable};
 use tracing::{debug, info, warn};
 
 use crate::db::{self, LAYERS, LEASES, LayerRecord};
@@ -141,6 +141,17 @@ impl Snapshotter {
         tx.open_multimap_table(LEASES)?.remove_all(owner)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Every lease owner.
+    pub fn lease_owners(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let leases = tx.open_multimap_table(LEASES)?;
+        let mut out = Vec::new();
+        for entry in leases.iter()? {
+            out.push(entry?.0.value().to_string());
+        }
+        Ok(out)
     }
 
     /// The chain IDs `owner` holds.
