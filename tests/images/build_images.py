@@ -114,7 +114,9 @@ class Tree:
     def tar(self, keep_order=False) -> bytes:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            paths = list(self.entries) if keep_order else sorted(self.entries)
+            # Sorted, with hard links after every other entry so their targets come first.
+            paths = list(self.entries) if keep_order else sorted(
+                self.entries, key=lambda p: (self.entries[p][0].type == tarfile.LNKTYPE, p))
             for path in paths:
                 info, data = self.entries[path]
                 tar.addfile(info, io.BytesIO(data) if data is not None else None)
@@ -610,10 +612,10 @@ class Builder:
             digest = sha256(blob)[7:]
             data = os.path.join(self.storage, "docker/registry/v2/blobs/sha256", digest[:2], digest, "data")
             with open(data, "r+b") as f:
-                f.seek(len(blob) // 2)
-                byte = f.read(1)
-                f.seek(len(blob) // 2)
-                f.write(bytes([byte[0] ^ 0xFF]))
+                stored = f.read()
+                if stored == blob:  # not tampered yet (a re-run finds it already changed)
+                    f.seek(len(blob) // 2)
+                    f.write(bytes([blob[len(blob) // 2] ^ 0xFF]))
 
     def write_digests(self):
         with open(os.path.join(self.out, "digests.json"), "w") as f:

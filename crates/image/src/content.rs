@@ -33,7 +33,9 @@ impl ContentStore {
             std::fs::create_dir_all(d).map_err(Error::io("create", d))?;
         }
         // Only this process writes here, and it has just started: anything in ingest is stale.
-        for entry in std::fs::read_dir(&store.ingest).map_err(Error::io("read dir", &store.ingest))? {
+        for entry in
+            std::fs::read_dir(&store.ingest).map_err(Error::io("read dir", &store.ingest))?
+        {
             let entry = entry.map_err(Error::io("read dir", &store.ingest))?;
             if let Err(e) = std::fs::remove_file(entry.path()) {
                 warn!(path = %entry.path().display(), error = %e, "cannot remove stale ingest file");
@@ -62,13 +64,18 @@ impl ContentStore {
     pub fn write(&self, digest: &Digest, data: &[u8]) -> Result<()> {
         let actual = Digest::of(data);
         if &actual != digest {
-            return Err(Error::hostile(digest.as_str(), format!("content hashes to {actual}")));
+            return Err(Error::hostile(
+                digest.as_str(),
+                format!("content hashes to {actual}"),
+            ));
         }
         let target = self.path(digest);
         if target.exists() {
             return Ok(());
         }
-        let temp = self.ingest.join(format!("{}-{}", digest.hex(), rand::random::<u64>()));
+        let temp = self
+            .ingest
+            .join(format!("{}-{}", digest.hex(), rand::random::<u64>()));
         let result = (|| {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -102,7 +109,8 @@ impl ContentStore {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.blobs).map_err(Error::io("read dir", &self.blobs))? {
             let entry = entry.map_err(Error::io("read dir", &self.blobs))?;
-            if let Ok(d) = Digest::parse(&format!("sha256:{}", entry.file_name().to_string_lossy())) {
+            if let Ok(d) = Digest::parse(&format!("sha256:{}", entry.file_name().to_string_lossy()))
+            {
                 out.push(d);
             }
         }
@@ -135,7 +143,12 @@ mod tests {
         assert!(!store.has(&d));
         store.write(&d, b"hello").unwrap();
         assert_eq!(store.read(&d).unwrap(), b"hello");
-        assert_eq!(std::fs::read_dir(dir.path().join(INGEST_DIR)).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(INGEST_DIR))
+                .unwrap()
+                .count(),
+            0
+        );
         assert_eq!(store.list().unwrap(), vec![d.clone()]);
         store.delete(&d).unwrap();
         store.delete(&d).unwrap();

@@ -95,9 +95,11 @@ impl Error {
             Error::Stalled { .. } => ErrorKind::Network,
             Error::ImageNotFound(_) => ErrorKind::NotFound,
             Error::Ambiguous(_) => ErrorKind::InvalidReference,
-            Error::Io { .. } | Error::Snapshot(_) | Error::Db(_) | Error::Corrupt { .. } | Error::Task(_) => {
-                ErrorKind::Internal
-            }
+            Error::Io { .. }
+            | Error::Snapshot(_)
+            | Error::Db(_)
+            | Error::Corrupt { .. }
+            | Error::Task(_) => ErrorKind::Internal,
         }
     }
 
@@ -108,7 +110,10 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }
@@ -123,7 +128,12 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// Result with the image [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

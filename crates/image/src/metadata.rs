@@ -112,9 +112,13 @@ pub(crate) struct RawRuntimeConfig {
 impl RawConfig {
     /// Parse a config blob; `what` names it in errors.
     pub(crate) fn parse(what: &str, bytes: &[u8]) -> Result<Self> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| Error::hostile(what, format!("unparseable image config: {e}")))?;
+        let raw: RawConfig = serde_json::from_slice(bytes)
+            .map_err(|e| Error::hostile(what, format!("unparseable image config: {e}")))?;
         if raw.rootfs.kind != "layers" {
-            return Err(Error::hostile(what, format!("rootfs type {:?} is not \"layers\"", raw.rootfs.kind)));
+            return Err(Error::hostile(
+                what,
+                format!("rootfs type {:?} is not \"layers\"", raw.rootfs.kind),
+            ));
         }
         Ok(raw)
     }
@@ -183,7 +187,9 @@ fn encode(image: &Image) -> String {
 pub(crate) fn get(db: &redb::Database, id: &str) -> Result<Option<Image>> {
     let tx = db.begin_read()?;
     let table = tx.open_table(IMAGES)?;
-    let Some(v) = table.get(id)? else { return Ok(None) };
+    let Some(v) = table.get(id)? else {
+        return Ok(None);
+    };
     decode(id, v.value()).map(Some)
 }
 
@@ -206,12 +212,20 @@ pub(crate) fn list(db: &redb::Database) -> Result<Vec<Image>> {
 
 /// Store `image` and point `tags` and `digests` at it, merging with an existing record of the
 /// same ID. A tag that pointed at another image moves (that image keeps its other names).
-pub(crate) fn put(db: &redb::Database, image: Image, tags: &[String], digests: &[String]) -> Result<Image> {
+pub(crate) fn put(
+    db: &redb::Database,
+    image: Image,
+    tags: &[String],
+    digests: &[String],
+) -> Result<Image> {
     let tx = db.begin_write()?;
     let stored = {
         let mut images = tx.open_table(IMAGES)?;
         let mut names = tx.open_table(IMAGE_NAMES)?;
-        let existing = images.get(image.id.as_str())?.map(|v| decode(&image.id, v.value())).transpose()?;
+        let existing = images
+            .get(image.id.as_str())?
+            .map(|v| decode(&image.id, v.value()))
+            .transpose()?;
         let mut record = match existing {
             Some(old) => Image {
                 repo_tags: old.repo_tags,
@@ -224,7 +238,10 @@ pub(crate) fn put(db: &redb::Database, image: Image, tags: &[String], digests: &
         for name in tags.iter().chain(digests) {
             let previous = names.get(name.as_str())?.map(|v| v.value().to_string());
             if let Some(other) = previous.filter(|o| o != &record.id) {
-                let old = images.get(other.as_str())?.map(|v| decode(&other, v.value())).transpose()?;
+                let old = images
+                    .get(other.as_str())?
+                    .map(|v| decode(&other, v.value()))
+                    .transpose()?;
                 if let Some(mut old) = old {
                     old.repo_tags.retain(|t| t != name);
                     old.repo_digests.retain(|t| t != name);
@@ -312,7 +329,10 @@ mod tests {
         let b = Digest::of(b"b");
         let chain = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(chain[0], a.to_string());
-        assert_eq!(chain[1], Digest::of(format!("{a} {b}").as_bytes()).to_string());
+        assert_eq!(
+            chain[1],
+            Digest::of(format!("{a} {b}").as_bytes()).to_string()
+        );
     }
 
     #[test]

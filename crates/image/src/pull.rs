@@ -46,20 +46,48 @@ struct LayerJob<'a> {
 
 impl Inner {
     /// Pull `reference` (already normalized); see [`crate::ImageStore::pull`].
-    pub(crate) async fn pull(&self, reference: &Reference, credentials: Option<&Credentials>) -> Result<Image> {
+    pub(crate) async fn pull(
+        &self,
+        reference: &Reference,
+        credentials: Option<&Credentials>,
+    ) -> Result<Image> {
         let started = Instant::now();
         let _flight = self.image_flight.lock(&reference.to_string()).await;
         let session = self.client.session(reference, credentials)?;
-        let resolved = self.timed(reference, session.pull_manifest(reference, &self.config.platform)).await??;
+        let resolved = self
+            .timed(
+                reference,
+                session.pull_manifest(reference, &self.config.platform),
+            )
+            .await??;
         let manifest = &resolved.image;
         let what = format!("{reference} ({})", resolved.manifest.digest);
-        let config_bytes = self.config_blob(&session, reference, &manifest.config).await?;
-        let raw = RawConfig::parse(&format!("config {} of {what}", manifest.config.digest), &config_bytes)?;
+        let config_bytes = self
+            .config_blob(&session, reference, &manifest.config)
+            .await?;
+        let raw = RawConfig::parse(
+            &format!("config {} of {what}", manifest.config.digest),
+            &config_bytes,
+        )?;
         if raw.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(Error::hostile(&what, format!("{} layers but {} diff IDs", manifest.layers.len(), raw.rootfs.diff_ids.len())));
+            return Err(Error::hostile(
+                &what,
+                format!(
+                    "{} layers but {} diff IDs",
+                    manifest.layers.len(),
+                    raw.rootfs.diff_ids.len()
+                ),
+            ));
         }
-        if let Some(bad) = manifest.layers.iter().find(|l| !known_layer_type(&l.media_type)) {
-            return Err(Error::hostile(bad.digest.as_str(), format!("unsupported layer media type {:?}", bad.media_type)));
+        if let Some(bad) = manifest
+            .layers
+            .iter()
+            .find(|l| !known_layer_type(&l.media_type))
+        {
+            return Err(Error::hostile(
+                bad.digest.as_str(),
+                format!("unsupported layer media type {:?}", bad.media_type),
+            ));
         }
         let chain_ids = metadata::chain_ids(&raw.rootfs.diff_ids);
         let lease = LeaseGuard {
@@ -74,17 +102,30 @@ impl Inner {
                 parent: i.checked_sub(1).map(|p| chain_ids[p].as_str()),
             })
             .collect();
-        let fetched: Vec<u64> = futures::stream::iter(jobs.iter().map(|job| self.layer(&session, reference, job, &lease.owner)))
-            .buffer_unordered(self.config.max_concurrent_downloads.max(1))
-            .try_collect()
-            .await?;
+        let fetched: Vec<u64> = futures::stream::iter(
+            jobs.iter()
+                .map(|job| self.layer(&session, reference, job, &lease.owner)),
+        )
+        .buffer_unordered(self.config.max_concurrent_downloads.max(1))
+        .try_collect()
+        .await?;
 
         let id = format!("sha256:{}", manifest.config.digest.hex());
-        let mut blobs = vec![(manifest.config.digest.clone(), config_bytes), (resolved.manifest.digest.clone(), resolved.manifest.bytes.clone())];
+        let mut blobs = vec![
+            (manifest.config.digest.clone(), config_bytes),
+            (
+                resolved.manifest.digest.clone(),
+                resolved.manifest.bytes.clone(),
+            ),
+        ];
         if let Some(index) = &resolved.index {
             blobs.push((index.digest.clone(), index.bytes.clone()));
         }
-        let top_digest = resolved.index.as_ref().map(|i| &i.digest).unwrap_or(&resolved.manifest.digest);
+        let top_digest = resolved
+            .index
+            .as_ref()
+            .map(|i| &i.digest)
+            .unwrap_or(&resolved.manifest.digest);
         let image = Image {
             id: id.clone(),
             repo_tags: Vec::new(),
@@ -92,7 +133,12 @@ impl Inner {
             size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
             config: raw.runtime(),
             chain_ids: chain_ids.clone(),
-            diff_ids: raw.rootfs.diff_ids.iter().map(ToString::to_string).collect(),
+            diff_ids: raw
+                .rootfs
+                .diff_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             manifest_digest: resolved.manifest.digest.to_string(),
             blobs: blobs.iter().map(|(d, _)| d.to_string()).collect(),
             pinned: false,
@@ -123,21 +169,35 @@ impl Inner {
         Ok(stored)
     }
 
-    async fn config_blob(&self, session: &Session, reference: &Reference, desc: &Descriptor) -> Result<Bytes> {
+    async fn config_blob(
+        &self,
+        session: &Session,
+        reference: &Reference,
+        desc: &Descriptor,
+    ) -> Result<Bytes> {
         if self.content.has(&desc.digest) {
             let bytes = self.content.read(&desc.digest)?;
             if Digest::of(&bytes) == desc.digest {
                 return Ok(Bytes::from(bytes));
             }
         }
-        Ok(self.timed(reference, session.fetch_blob_bytes(desc, MAX_CONFIG_BYTES)).await??)
+        Ok(self
+            .timed(reference, session.fetch_blob_bytes(desc, MAX_CONFIG_BYTES))
+            .await??)
     }
 
     /// Make sure one layer is unpacked; returns the compressed bytes fetched (0 if present).
-    async fn layer(&self, session: &Session, reference: &Reference, job: &LayerJob<'_>, lease: &str) -> Result<u64> {
+    async fn layer(
+        &self,
+        session: &Session,
+        reference: &Reference,
+        job: &LayerJob<'_>,
+        lease: &str,
+    ) -> Result<u64> {
         let _flight = self.layer_flight.lock(job.chain_id).await;
         // Lease before looking: from here on gc cannot free it under us.
-        self.snapshotter.add_lease(lease, &[job.chain_id.to_string()])?;
+        self.snapshotter
+            .add_lease(lease, &[job.chain_id.to_string()])?;
         if self.snapshotter.layer(job.chain_id)?.is_some() {
             debug!(chain_id = job.chain_id, "layer already unpacked");
             return Ok(0);
@@ -145,10 +205,18 @@ impl Inner {
         let started = Instant::now();
         let writer = self.snapshotter.begin_layer(job.chain_id)?;
         let what = format!("layer {} of {reference}", job.desc.digest);
-        let mut stream = self.timed(reference, session.fetch_blob(job.desc)).await??;
+        let mut stream = self
+            .timed(reference, session.fetch_blob(job.desc))
+            .await??;
         if let Some(len) = stream.content_length {
             if len != job.desc.size {
-                return Err(Error::hostile(&what, format!("registry sends {len} bytes, descriptor says {}", job.desc.size)));
+                return Err(Error::hostile(
+                    &what,
+                    format!(
+                        "registry sends {len} bytes, descriptor says {}",
+                        job.desc.size
+                    ),
+                ));
             }
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
@@ -156,7 +224,10 @@ impl Inner {
         let reader = ChannelReader::new(rx, job.desc.size, flags.clone());
         let dest = writer.fs_dir().to_path_buf();
         let (max_bytes, sync) = (self.config.max_layer_bytes, self.config.sync_layers);
-        let unpacker = tokio::task::spawn_blocking(move || unpack::unpack(reader, flags, &dest, max_bytes, sync));
+        let expected = job.desc.digest.clone();
+        let unpacker = tokio::task::spawn_blocking(move || {
+            unpack::unpack(reader, flags, &dest, max_bytes, sync, &expected)
+        });
         let progress = self.config.pull_progress_timeout;
         let feed = async move {
             let mut received = 0u64;
@@ -183,13 +254,28 @@ impl Inner {
         let received = fed?;
         let stats = unpacked.map_err(|e| unpack_error(&what, e))?;
         if stats.compressed_size != job.desc.size {
-            return Err(Error::hostile(&what, format!("got {} bytes, descriptor says {}", stats.compressed_size, job.desc.size)));
+            return Err(Error::hostile(
+                &what,
+                format!(
+                    "got {} bytes, descriptor says {}",
+                    stats.compressed_size, job.desc.size
+                ),
+            ));
         }
         if &stats.compressed_digest != &job.desc.digest {
-            return Err(Error::hostile(&what, format!("content digest is {}", stats.compressed_digest)));
+            return Err(Error::hostile(
+                &what,
+                format!("content digest is {}", stats.compressed_digest),
+            ));
         }
         if &stats.diff_id != job.diff_id {
-            return Err(Error::hostile(&what, format!("uncompressed digest {} does not match diff ID {}", stats.diff_id, job.diff_id)));
+            return Err(Error::hostile(
+                &what,
+                format!(
+                    "uncompressed digest {} does not match diff ID {}",
+                    stats.diff_id, job.diff_id
+                ),
+            ));
         }
         let record = LayerRecord {
             parent: job.parent.map(str::to_string),
@@ -212,7 +298,11 @@ impl Inner {
     }
 
     /// Run a registry call under the progress timeout.
-    async fn timed<T>(&self, reference: &Reference, f: impl std::future::Future<Output = T>) -> Result<T> {
+    async fn timed<T>(
+        &self,
+        reference: &Reference,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
         tokio::time::timeout(self.config.pull_progress_timeout, f)
             .await
             .map_err(|_| stalled(reference, self.config.pull_progress_timeout))
@@ -230,8 +320,14 @@ fn unpack_error(what: &str, e: UnpackError) -> Error {
     match e {
         UnpackError::Hostile(reason) => Error::hostile(what, reason),
         UnpackError::Invalid(reason) => Error::hostile(what, format!("malformed layer: {reason}")),
-        UnpackError::TooLarge(limit) => Error::hostile(what, format!("uncompressed size exceeds the {limit} byte limit (decompression bomb?)")),
+        UnpackError::TooLarge(limit) => Error::hostile(
+            what,
+            format!("uncompressed size exceeds the {limit} byte limit (decompression bomb?)"),
+        ),
         UnpackError::Oversize => Error::hostile(what, "more bytes than the descriptor's size"),
+        UnpackError::DigestMismatch(actual) => {
+            Error::hostile(what, format!("content digest is {actual}"))
+        }
         UnpackError::Read(e) => Error::hostile(what, format!("corrupt or truncated stream: {e}")),
         UnpackError::Io { op, path, source } => Error::Io { op, path, source },
     }

@@ -133,15 +133,24 @@ impl ImageStore {
     /// Remove by tag (only that tag, while the image has others) or by ID / digest (the whole
     /// image, its unused layers and blobs). Returns false if nothing matched.
     pub fn remove(&self, ref_or_id: &str) -> Result<bool> {
-        let _commit = self.inner.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((image, name)) = self.lookup(ref_or_id)? else { return Ok(false) };
-        if let Some(tag) = name.filter(|n| image.repo_tags.contains(n) && image.repo_tags.len() > 1) {
+        let _commit = self
+            .inner
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some((image, name)) = self.lookup(ref_or_id)? else {
+            return Ok(false);
+        };
+        if let Some(tag) = name.filter(|n| image.repo_tags.contains(n) && image.repo_tags.len() > 1)
+        {
             metadata::remove_tag(&self.inner.db, &image.id, &tag)?;
             info!(image = %image.id, %tag, "removed tag");
             return Ok(true);
         }
         metadata::remove(&self.inner.db, &image.id)?;
-        self.inner.snapshotter.remove_lease(&image_lease(&image.id))?;
+        self.inner
+            .snapshotter
+            .remove_lease(&image_lease(&image.id))?;
         self.inner.snapshotter.gc()?;
         self.remove_unreferenced_blobs()?;
         info!(image = %image.id, "removed image");
@@ -150,7 +159,9 @@ impl ImageStore {
 
     /// Pin an image so kubelet never garbage-collects it (pause images).
     pub fn pin(&self, ref_or_id: &str) -> Result<()> {
-        let (image, _) = self.lookup(ref_or_id)?.ok_or_else(|| Error::ImageNotFound(ref_or_id.to_string()))?;
+        let (image, _) = self
+            .lookup(ref_or_id)?
+            .ok_or_else(|| Error::ImageNotFound(ref_or_id.to_string()))?;
         metadata::set_pinned(&self.inner.db, &image.id, true)
     }
 
@@ -172,7 +183,10 @@ impl ImageStore {
     fn lookup(&self, query: &str) -> Result<Option<(Image, Option<String>)>> {
         let db = &self.inner.db;
         let hex = query.strip_prefix(ID_PREFIX).unwrap_or(query);
-        let is_hex = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let is_hex = !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if is_hex && hex.len() == 64 {
             if let Some(image) = metadata::get(db, &format!("{ID_PREFIX}{hex}"))? {
                 return Ok(Some((image, None)));
@@ -192,7 +206,10 @@ impl ImageStore {
         if is_hex {
             let matches: Vec<Image> = metadata::list(db)?
                 .into_iter()
-                .filter(|i| i.id.strip_prefix(ID_PREFIX).is_some_and(|h| h.starts_with(hex)))
+                .filter(|i| {
+                    i.id.strip_prefix(ID_PREFIX)
+                        .is_some_and(|h| h.starts_with(hex))
+                })
                 .collect();
             return match matches.len() {
                 0 => Ok(None),
@@ -205,7 +222,10 @@ impl ImageStore {
 
     /// Delete blobs no image lists.
     fn remove_unreferenced_blobs(&self) -> Result<()> {
-        let keep: std::collections::HashSet<String> = metadata::list(&self.inner.db)?.into_iter().flat_map(|i| i.blobs).collect();
+        let keep: std::collections::HashSet<String> = metadata::list(&self.inner.db)?
+            .into_iter()
+            .flat_map(|i| i.blobs)
+            .collect();
         for digest in self.inner.content.list()? {
             if !keep.contains(digest.as_str()) {
                 self.inner.content.delete(&digest)?;

@@ -1,6 +1,9 @@
 //! The snapshotter's tables in the daemon's redb database.
 
-use redb::{MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableMultimapTable, TableDefinition};
+use redb::{
+    MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -8,7 +11,8 @@ use crate::error::{Error, Result};
 /// chain ID -> JSON [`LayerRecord`]: layers that are fully unpacked.
 pub(crate) const LAYERS: TableDefinition<&str, &str> = TableDefinition::new("snapshot_layers");
 /// lease owner ("image:<id>", "container:<id>", "pull:<n>") -> chain IDs it holds.
-pub(crate) const LEASES: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("snapshot_leases");
+pub(crate) const LEASES: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("snapshot_leases");
 
 /// What we know about an unpacked layer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -34,7 +38,9 @@ pub(crate) fn ensure_tables(db: &redb::Database) -> Result<()> {
 pub(crate) fn get_layer(db: &redb::Database, chain_id: &str) -> Result<Option<LayerRecord>> {
     let tx = db.begin_read()?;
     let table = tx.open_table(LAYERS)?;
-    let Some(value) = table.get(chain_id)? else { return Ok(None) };
+    let Some(value) = table.get(chain_id)? else {
+        return Ok(None);
+    };
     parse(chain_id, value.value()).map(Some)
 }
 
@@ -50,7 +56,9 @@ pub(crate) fn all_layers(db: &redb::Database) -> Result<Vec<(String, LayerRecord
 }
 
 /// Every chain ID some lease holds.
-pub(crate) fn leased_chain_ids(tx: &redb::WriteTransaction) -> Result<std::collections::HashSet<String>> {
+pub(crate) fn leased_chain_ids(
+    tx: &redb::WriteTransaction,
+) -> Result<std::collections::HashSet<String>> {
     let leases = tx.open_multimap_table(LEASES)?;
     let mut held = std::collections::HashSet::new();
     for entry in leases.iter()? {

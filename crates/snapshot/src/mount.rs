@@ -91,7 +91,14 @@ pub fn bind_readonly(source: &Path, target: &Path) -> Result<()> {
         target: target.into(),
         reason: format!("{op} of {}: {e}", source.display()),
     };
-    nix_mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| fail("bind", e))?;
+    nix_mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| fail("bind", e))?;
     let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     if let Err(e) = nix_mount(None::<&str>, target, None::<&str>, remount, None::<&str>) {
         let _ = umount2(target, MntFlags::MNT_DETACH);
@@ -122,7 +129,9 @@ fn display_paths(paths: &[PathBuf]) -> Vec<String> {
 
 /// overlayfs splits options on ',' and layers on ':'; escape both.
 fn escape(path: &str) -> String {
-    path.replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,")
+    path.replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
 }
 
 fn options(spec: &OverlaySpec<'_>, lowers: &[String]) -> String {
@@ -140,25 +149,47 @@ fn options(spec: &OverlaySpec<'_>, lowers: &[String]) -> String {
 }
 
 fn flags(spec: &OverlaySpec<'_>) -> MsFlags {
-    if spec.upper.is_some() { MsFlags::empty() } else { MsFlags::MS_RDONLY }
+    if spec.upper.is_some() {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    }
 }
 
 fn mount_plain(spec: &OverlaySpec<'_>, target: &Path, lowers: &[String]) -> Result<()> {
     let opts = options(spec, lowers);
-    nix_mount(Some(OVERLAY), target, Some(OVERLAY), flags(spec), Some(opts.as_str())).map_err(|e| Error::Mount {
+    nix_mount(
+        Some(OVERLAY),
+        target,
+        Some(OVERLAY),
+        flags(spec),
+        Some(opts.as_str()),
+    )
+    .map_err(|e| Error::Mount {
         target: target.into(),
-        reason: format!("overlay mount ({} layers, {} option bytes): {e}", spec.lowerdirs.len(), opts.len()),
+        reason: format!(
+            "overlay mount ({} layers, {} option bytes): {e}",
+            spec.lowerdirs.len(),
+            opts.len()
+        ),
     })
 }
 
 fn mount_proc_fd(spec: &OverlaySpec<'_>, target: &Path) -> Result<()> {
     let mut fds = Vec::with_capacity(spec.lowerdirs.len());
     for dir in spec.lowerdirs {
-        let fd = open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::io("open lower layer", dir)(e.into()))?;
+        let fd = open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open lower layer", dir)(e.into()))?;
         fds.push(fd);
     }
-    let lowers: Vec<String> = fds.iter().map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd())).collect();
+    let lowers: Vec<String> = fds
+        .iter()
+        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .collect();
     // The fds stay open until the mount call returns (dropped at the end of this function).
     mount_plain(spec, target, &lowers)
 }
@@ -185,14 +216,16 @@ fn mount_lowerdir_plus(spec: &OverlaySpec<'_>, target: &Path) -> Result<()> {
     let fs = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     let set = |key: &str, value: Option<&[u8]>| -> Result<()> {
         let k = cstring(key, target)?;
-        let v = value.map(|v| CString::new(v).map_err(|_| fail(format!("NUL byte in {key} value"))));
+        let v =
+            value.map(|v| CString::new(v).map_err(|_| fail(format!("NUL byte in {key} value"))));
         let v = v.transpose()?;
         let (cmd, vptr) = match &v {
             Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
             None => (FSCONFIG_SET_FLAG, std::ptr::null()),
         };
         // SAFETY: fs is an fs-context fd; key and value are NUL-terminated and outlive the call.
-        let rc = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vptr, 0) };
+        let rc =
+            unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, k.as_ptr(), vptr, 0) };
         if rc < 0 {
             return Err(fail(format!("fsconfig({key}): {}", Errno::last())));
         }
@@ -207,11 +240,24 @@ fn mount_lowerdir_plus(spec: &OverlaySpec<'_>, target: &Path) -> Result<()> {
     }
     set("index", Some(b"off"))?;
     // SAFETY: fs is a valid fs-context fd; CMD_CREATE takes no key or value.
-    let rc = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
     if rc < 0 {
         return Err(fail(format!("fsconfig(create): {}", Errno::last())));
     }
-    let attrs = if spec.upper.is_some() { 0 } else { MOUNT_ATTR_RDONLY };
+    let attrs = if spec.upper.is_some() {
+        0
+    } else {
+        MOUNT_ATTR_RDONLY
+    };
     // SAFETY: fsmount on a created fs context returns a detached mount fd or -1.
     let raw = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
     if raw < 0 {
@@ -220,10 +266,18 @@ fn mount_lowerdir_plus(spec: &OverlaySpec<'_>, target: &Path) -> Result<()> {
     // SAFETY: raw is a fresh mount fd we own.
     let mnt = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     let empty = cstring("", target)?;
-    let to = CString::new(target.as_os_str().as_bytes()).map_err(|_| fail("NUL byte in target".into()))?;
+    let to = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| fail("NUL byte in target".into()))?;
     // SAFETY: move_mount from the detached mount fd (empty path) to an absolute target path.
     let rc = unsafe {
-        libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), empty.as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
     };
     if rc < 0 {
         return Err(fail(format!("move_mount: {}", Errno::last())));
@@ -242,6 +296,9 @@ mod tests {
             lowerdirs: &lowers,
             upper: Some((Path::new("/u"), Path::new("/w,x"))),
         };
-        assert_eq!(options(&spec, &display_paths(&lowers)), "lowerdir=/a\\:b:/c,upperdir=/u,workdir=/w\\,x,index=off");
+        assert_eq!(
+            options(&spec, &display_paths(&lowers)),
+            "lowerdir=/a\\:b:/c,upperdir=/u,workdir=/w\\,x,index=off"
+        );
     }
 }

@@ -108,7 +108,9 @@ impl Snapshotter {
     /// [`LayerWriter::commit`]; dropping the writer removes everything it wrote.
     pub fn begin_layer(&self, chain_id: &str) -> Result<LayerWriter<'_>> {
         let hex = chain_hex(chain_id)?;
-        let temp = self.snapshots_dir().join(format!("{TEMP_PREFIX}{hex}-{}", std::process::id()));
+        let temp = self
+            .snapshots_dir()
+            .join(format!("{TEMP_PREFIX}{hex}-{}", std::process::id()));
         // A leftover of an earlier failed attempt by this process: start clean.
         remove_tree(&temp)?;
         let fs = temp.join(FS_DIR);
@@ -191,7 +193,11 @@ impl Snapshotter {
             debug!(chain_id = %id, "removed layer snapshot");
         }
         if !report.removed.is_empty() {
-            info!(layers = report.removed.len(), bytes = report.bytes_freed, "snapshot gc");
+            info!(
+                layers = report.removed.len(),
+                bytes = report.bytes_freed,
+                "snapshot gc"
+            );
         }
         Ok(report)
     }
@@ -249,7 +255,14 @@ impl Snapshotter {
             }),
             // overlayfs needs two lower layers when there is no upper one.
             [only] => bind_readonly(only, target),
-            _ => mount_overlay(&OverlaySpec { lowerdirs: &lowerdirs, upper: None }, target, self.strategy),
+            _ => mount_overlay(
+                &OverlaySpec {
+                    lowerdirs: &lowerdirs,
+                    upper: None,
+                },
+                target,
+                self.strategy,
+            ),
         }
     }
 
@@ -278,7 +291,9 @@ impl Snapshotter {
         let valid = !container_id.is_empty()
             && container_id.len() <= MAX_CONTAINER_ID_LEN
             && !container_id.starts_with('.')
-            && container_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && container_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !valid {
             return Err(Error::InvalidContainerId(container_id.to_string()));
         }
@@ -330,12 +345,15 @@ impl LayerWriter<'_> {
         }
         // A directory without a record is a leftover of a crash between rename and commit.
         remove_tree(&final_dir)?;
-        std::fs::rename(&self.temp, &final_dir).map_err(Error::io("rename layer into", &final_dir))?;
+        std::fs::rename(&self.temp, &final_dir)
+            .map_err(Error::io("rename layer into", &final_dir))?;
         self.committed = true;
         let tx = s.db.begin_write()?;
         {
-            tx.open_table(LAYERS)?.insert(self.chain_id.as_str(), db::encode(&record).as_str())?;
-            tx.open_multimap_table(LEASES)?.insert(lease_owner, self.chain_id.as_str())?;
+            tx.open_table(LAYERS)?
+                .insert(self.chain_id.as_str(), db::encode(&record).as_str())?;
+            tx.open_multimap_table(LEASES)?
+                .insert(lease_owner, self.chain_id.as_str())?;
         }
         if let Err(e) = tx.commit() {
             let _ = remove_tree(&final_dir);
@@ -360,7 +378,11 @@ impl Drop for LayerWriter<'_> {
 fn chain_hex(chain_id: &str) -> Result<&str> {
     let hex = chain_id
         .strip_prefix(CHAIN_ID_PREFIX)
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .filter(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
         .ok_or_else(|| Error::InvalidChainId(chain_id.to_string()))?;
     Ok(hex)
 }

@@ -50,7 +50,11 @@ fn container_overlay_sees_layers_and_writes_to_upper() {
     make_layer(&s, &chain(1), &[("a", "base"), ("b", "base")], "image:x");
     make_layer(&s, &chain(2), &[("a", "top")], "image:x");
     let rootfs = s.prepare("ctr1", &[chain(1), chain(2)]).unwrap();
-    assert_eq!(rootfs.lowerdirs[0], s.layer_dir(&chain(2)).unwrap(), "top layer first");
+    assert_eq!(
+        rootfs.lowerdirs[0],
+        s.layer_dir(&chain(2)).unwrap(),
+        "top layer first"
+    );
     let target = dir.path().join("mnt");
     std::fs::create_dir(&target).unwrap();
     s.mount(&rootfs, &target).unwrap();
@@ -86,11 +90,17 @@ fn leases_keep_layers_until_the_last_user_goes() {
     assert!(s.layer_dir(&chain(1)).unwrap().exists());
 
     s.remove_lease(&image_lease("B")).unwrap();
-    assert!(s.gc().unwrap().removed.is_empty(), "the container still holds the layer");
+    assert!(
+        s.gc().unwrap().removed.is_empty(),
+        "the container still holds the layer"
+    );
     s.remove("ctr").unwrap();
     assert_eq!(s.gc().unwrap().removed, vec![chain(1)]);
     assert!(s.layers().unwrap().is_empty());
-    assert!(s.prepare("ctr2", &[chain(1)]).is_err(), "a freed layer cannot be used");
+    assert!(
+        s.prepare("ctr2", &[chain(1)]).is_err(),
+        "a freed layer cannot be used"
+    );
 }
 
 #[test]
@@ -133,27 +143,56 @@ fn read_only_mounts_of_one_and_many_layers() {
 #[test]
 fn many_layers_mount_with_every_long_option_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let long_root = dir.path().join("a-rather-long-directory-name-to-make-every-layer-path-longer-than-usual");
+    let long_root = dir
+        .path()
+        .join("a-rather-long-directory-name-to-make-every-layer-path-longer-than-usual");
     std::fs::create_dir_all(&long_root).unwrap();
     let s = open(&long_root);
     let ids: Vec<String> = (1..=150).map(chain).collect();
     for (i, id) in ids.iter().enumerate() {
-        make_layer(&s, id, &[(&format!("f{i}"), &i.to_string()), ("top", &i.to_string())], "image:x");
+        make_layer(
+            &s,
+            id,
+            &[(&format!("f{i}"), &i.to_string()), ("top", &i.to_string())],
+            "image:x",
+        );
     }
-    let total: usize = ids.iter().map(|id| s.layer_dir(id).unwrap().as_os_str().len() + 1).sum();
-    assert!(total > 4096, "option string should exceed a page, is {total}");
+    let total: usize = ids
+        .iter()
+        .map(|id| s.layer_dir(id).unwrap().as_os_str().len() + 1)
+        .sum();
+    assert!(
+        total > 4096,
+        "option string should exceed a page, is {total}"
+    );
     drop(s);
-    for (n, strategy) in [MountStrategy::Auto, MountStrategy::LowerdirPlus, MountStrategy::ProcFd].into_iter().enumerate() {
+    for (n, strategy) in [
+        MountStrategy::Auto,
+        MountStrategy::LowerdirPlus,
+        MountStrategy::ProcFd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let s = open(&long_root).with_mount_strategy(strategy);
         let id = format!("ctr{n}");
         let rootfs = s.prepare(&id, &ids).unwrap();
         let target = dir.path().join(format!("mnt{n}"));
         std::fs::create_dir(&target).unwrap();
-        s.mount(&rootfs, &target).unwrap_or_else(|e| panic!("{strategy:?}: {e}"));
+        s.mount(&rootfs, &target)
+            .unwrap_or_else(|e| panic!("{strategy:?}: {e}"));
         let _guard = MountGuard(target.clone());
-        assert_eq!(std::fs::read_to_string(target.join("f0")).unwrap(), "0", "{strategy:?}");
+        assert_eq!(
+            std::fs::read_to_string(target.join("f0")).unwrap(),
+            "0",
+            "{strategy:?}"
+        );
         assert_eq!(std::fs::read_to_string(target.join("f149")).unwrap(), "149");
-        assert_eq!(std::fs::read_to_string(target.join("top")).unwrap(), "149", "top layer wins");
+        assert_eq!(
+            std::fs::read_to_string(target.join("top")).unwrap(),
+            "149",
+            "top layer wins"
+        );
         std::fs::write(target.join("written"), "w").unwrap();
         assert!(rootfs.upperdir.join("written").exists());
     }
@@ -161,5 +200,8 @@ fn many_layers_mount_with_every_long_option_strategy() {
     let rootfs = s.prepare("plain", &ids).unwrap();
     let target = dir.path().join("plain");
     std::fs::create_dir(&target).unwrap();
-    assert!(s.mount(&rootfs, &target).is_err(), "plain mount(2) cannot take more than a page");
+    assert!(
+        s.mount(&rootfs, &target).is_err(),
+        "plain mount(2) cannot take more than a page"
+    );
 }

@@ -51,8 +51,10 @@ struct Attrs {
 
 impl Applier {
     pub(crate) fn new(root: &Path) -> Result<Self, UnpackError> {
-        let c = CString::new(root.as_os_str().as_bytes()).map_err(|_| UnpackError::Invalid("NUL in layer path".into()))?;
-        let root_fd = fsops::open_dir(&c).map_err(|e| UnpackError::io("open layer root", root, e))?;
+        let c = CString::new(root.as_os_str().as_bytes())
+            .map_err(|_| UnpackError::Invalid("NUL in layer path".into()))?;
+        let root_fd =
+            fsops::open_dir(&c).map_err(|e| UnpackError::io("open layer root", root, e))?;
         Ok(Applier {
             root: root_fd,
             cached_parent: None,
@@ -64,9 +66,18 @@ impl Applier {
     }
 
     /// Apply one tar entry.
-    pub(crate) fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+    pub(crate) fn apply<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), UnpackError> {
         let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         let raw_path = entry.path_bytes().into_owned();
@@ -85,7 +96,8 @@ impl Applier {
         }
         let cname = cstring(name)?;
         self.ensure_parent(&parent_path)?;
-        let existing = fsops::lstat_at(self.parent_fd(), &cname).map_err(|e| UnpackError::io_raw("stat", &raw_path, e))?;
+        let existing = fsops::lstat_at(self.parent_fd(), &cname)
+            .map_err(|e| UnpackError::io_raw("stat", &raw_path, e))?;
         let keep_dir = kind == EntryType::Directory && existing.as_ref().is_some_and(fsops::is_dir);
         if existing.is_some() && !keep_dir {
             if existing.as_ref().is_some_and(fsops::is_dir) {
@@ -93,7 +105,8 @@ impl Applier {
                 self.cached_parent = None;
             }
             self.ensure_parent(&parent_path)?;
-            fsops::remove_all_at(self.parent_fd(), &cname).map_err(|e| UnpackError::io_raw("replace", &raw_path, e))?;
+            fsops::remove_all_at(self.parent_fd(), &cname)
+                .map_err(|e| UnpackError::io_raw("replace", &raw_path, e))?;
         }
         self.ensure_parent(&parent_path)?;
         let dir = self.parent_fd();
@@ -108,15 +121,20 @@ impl Applier {
                 let mut file = fsops::create_file_at(dir, &cname).map_err(made)?;
                 self.copy(entry, &mut file, &raw_path)?;
                 self.inodes += 1;
-                return file_meta(&file, &attrs).map_err(|e| UnpackError::io_raw("set attributes of", &raw_path, e));
+                return file_meta(&file, &attrs)
+                    .map_err(|e| UnpackError::io_raw("set attributes of", &raw_path, e));
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| UnpackError::Invalid(format!("symlink {} has no target", lossy(&raw_path))))?;
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    UnpackError::Invalid(format!("symlink {} has no target", lossy(&raw_path)))
+                })?;
                 // The target is stored, never followed: we only ever resolve paths beneath the root.
                 fsops::symlink_at(&cstring(&target)?, dir, &cname).map_err(made)?;
             }
             EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| UnpackError::Invalid(format!("hard link {} has no target", lossy(&raw_path))))?;
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    UnpackError::Invalid(format!("hard link {} has no target", lossy(&raw_path)))
+                })?;
                 return self.hard_link(&target, dir, &cname, &raw_path);
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -125,9 +143,15 @@ impl Applier {
                     EntryType::Block => (libc::S_IFBLK, device(entry)?),
                     _ => (libc::S_IFIFO, 0),
                 };
-                fsops::mknod_at(dir, &cname, file_type | (attrs.mode & 0o777), dev).map_err(made)?;
+                fsops::mknod_at(dir, &cname, file_type | (attrs.mode & 0o777), dev)
+                    .map_err(made)?;
             }
-            other => return Err(UnpackError::Invalid(format!("unsupported tar entry type {other:?} for {}", lossy(&raw_path)))),
+            other => {
+                return Err(UnpackError::Invalid(format!(
+                    "unsupported tar entry type {other:?} for {}",
+                    lossy(&raw_path)
+                )));
+            }
         }
         self.inodes += 1;
         self.set_meta(&comps.join(&b'/'), &cname, kind, &attrs)
@@ -144,7 +168,8 @@ impl Applier {
                 None => (Vec::new(), path.clone()),
             };
             let fd = self.open_beneath(&parent)?;
-            fsops::set_times_at(fd.as_fd(), &cstring(&name)?, mtime).map_err(|e| UnpackError::io_raw("set mtime of", &path, e))?;
+            fsops::set_times_at(fd.as_fd(), &cstring(&name)?, mtime)
+                .map_err(|e| UnpackError::io_raw("set mtime of", &path, e))?;
         }
         Ok(())
     }
@@ -168,28 +193,51 @@ impl Applier {
             return Err(UnpackError::Invalid("whiteout without a name".into()));
         }
         let cname = cstring(hidden)?;
-        fsops::remove_all_at(self.parent_fd(), &cname).map_err(|e| UnpackError::io_raw("whiteout", hidden, e))?;
+        fsops::remove_all_at(self.parent_fd(), &cname)
+            .map_err(|e| UnpackError::io_raw("whiteout", hidden, e))?;
         self.cached_parent = None;
         self.ensure_parent(parent_path)?;
         // overlayfs's whiteout: a 0:0 character device.
-        fsops::mknod_at(self.parent_fd(), &cname, libc::S_IFCHR, 0).map_err(|e| UnpackError::io_raw("whiteout", hidden, e))?;
+        fsops::mknod_at(self.parent_fd(), &cname, libc::S_IFCHR, 0)
+            .map_err(|e| UnpackError::io_raw("whiteout", hidden, e))?;
         self.inodes += 1;
         Ok(())
     }
 
-    fn hard_link(&self, target: &[u8], dir: BorrowedFd<'_>, name: &CStr, raw_path: &[u8]) -> Result<(), UnpackError> {
+    fn hard_link(
+        &self,
+        target: &[u8],
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        raw_path: &[u8],
+    ) -> Result<(), UnpackError> {
         let comps = clean_path(target)?;
         let Some((tname, tparent)) = comps.split_last() else {
-            return Err(UnpackError::Hostile(format!("hard link {} to the layer root", lossy(raw_path))));
+            return Err(UnpackError::Hostile(format!(
+                "hard link {} to the layer root",
+                lossy(raw_path)
+            )));
         };
         let tparent_fd = self.open_beneath(&tparent.join(&b'/'))?;
-        fsops::link_at(tparent_fd.as_fd(), &cstring(tname)?, dir, name).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => UnpackError::Invalid(format!("hard link {} to missing {}", lossy(raw_path), lossy(target))),
-            _ => UnpackError::io_raw("hard link", raw_path, e),
+        fsops::link_at(tparent_fd.as_fd(), &cstring(tname)?, dir, name).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::ENOENT) => UnpackError::Invalid(format!(
+                    "hard link {} to missing {}",
+                    lossy(raw_path),
+                    lossy(target)
+                )),
+                _ => UnpackError::io_raw("hard link", raw_path, e),
+            }
         })
     }
 
-    fn set_meta(&mut self, path: &[u8], name: &CStr, kind: EntryType, attrs: &Attrs) -> Result<(), UnpackError> {
+    fn set_meta(
+        &mut self,
+        path: &[u8],
+        name: &CStr,
+        kind: EntryType,
+        attrs: &Attrs,
+    ) -> Result<(), UnpackError> {
         let parent_path = match path.iter().rposition(|b| *b == b'/') {
             Some(i) => path[..i].to_vec(),
             None => Vec::new(),
@@ -218,7 +266,12 @@ impl Applier {
         Ok(())
     }
 
-    fn copy<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, file: &mut std::fs::File, path: &[u8]) -> Result<(), UnpackError> {
+    fn copy<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &mut std::fs::File,
+        path: &[u8],
+    ) -> Result<(), UnpackError> {
         loop {
             let n = match entry.read(&mut self.buf) {
                 Ok(0) => return Ok(()),
@@ -226,7 +279,8 @@ impl Applier {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(UnpackError::Read(e)),
             };
-            file.write_all(&self.buf[..n]).map_err(|e| UnpackError::io_raw("write", path, e))?;
+            file.write_all(&self.buf[..n])
+                .map_err(|e| UnpackError::io_raw("write", path, e))?;
             self.bytes += n as u64;
         }
     }
@@ -274,11 +328,20 @@ impl Applier {
     }
 
     fn open_beneath(&self, path: &[u8]) -> Result<OwnedFd, UnpackError> {
-        let c = if path.is_empty() { c".".to_owned() } else { cstring(path)? };
+        let c = if path.is_empty() {
+            c".".to_owned()
+        } else {
+            cstring(path)?
+        };
         fsops::open_dir_beneath(self.root.as_fd(), &c).map_err(|e| match e.raw_os_error() {
-            Some(libc::EXDEV) => UnpackError::Hostile(format!("{} resolves outside the layer (through a symlink)", lossy(path))),
+            Some(libc::EXDEV) => UnpackError::Hostile(format!(
+                "{} resolves outside the layer (through a symlink)",
+                lossy(path)
+            )),
             Some(libc::ELOOP) => UnpackError::Hostile(format!("{} is a symlink loop", lossy(path))),
-            Some(libc::ENOTDIR) => UnpackError::Invalid(format!("{} is not a directory", lossy(path))),
+            Some(libc::ENOTDIR) => {
+                UnpackError::Invalid(format!("{} is not a directory", lossy(path)))
+            }
             _ => UnpackError::io_raw("open", path, e),
         })
     }
@@ -287,7 +350,10 @@ impl Applier {
 /// Split a tar path into components, refusing absolute paths and `..`.
 pub(crate) fn clean_path(raw: &[u8]) -> Result<Vec<&[u8]>, UnpackError> {
     if raw.first() == Some(&b'/') {
-        return Err(UnpackError::Hostile(format!("absolute path {}", lossy(raw))));
+        return Err(UnpackError::Hostile(format!(
+            "absolute path {}",
+            lossy(raw)
+        )));
     }
     let mut comps = Vec::new();
     for c in raw.split(|b| *b == b'/') {
@@ -315,7 +381,11 @@ fn attrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Attrs, UnpackError> {
             let ext = ext.map_err(|_| bad("PAX record"))?;
             let Ok(key) = ext.key() else { continue };
             let value = ext.value_bytes();
-            let number = || std::str::from_utf8(value).ok().and_then(|v| v.split('.').next()?.parse::<i64>().ok());
+            let number = || {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
+            };
             match key {
                 "uid" => a.uid = number().ok_or_else(|| bad("PAX uid"))? as u32,
                 "gid" => a.gid = number().ok_or_else(|| bad("PAX gid"))? as u32,
@@ -367,10 +437,19 @@ mod tests {
 
     #[test]
     fn cleans_paths() {
-        assert_eq!(clean_path(b"./a//b/./c").unwrap(), vec![b"a".as_slice(), b"b", b"c"]);
+        assert_eq!(
+            clean_path(b"./a//b/./c").unwrap(),
+            vec![b"a".as_slice(), b"b", b"c"]
+        );
         assert!(clean_path(b"./").unwrap().is_empty());
         assert!(matches!(clean_path(b"../x"), Err(UnpackError::Hostile(_))));
-        assert!(matches!(clean_path(b"a/../../x"), Err(UnpackError::Hostile(_))));
-        assert!(matches!(clean_path(b"/etc/passwd"), Err(UnpackError::Hostile(_))));
+        assert!(matches!(
+            clean_path(b"a/../../x"),
+            Err(UnpackError::Hostile(_))
+        ));
+        assert!(matches!(
+            clean_path(b"/etc/passwd"),
+            Err(UnpackError::Hostile(_))
+        ));
     }
 }

@@ -58,7 +58,11 @@ pub(crate) fn detect(input: &mut impl Read) -> io::Result<(Compression, Vec<u8>)
 }
 
 /// The decompressed stream of `prefix` followed by `rest`.
-pub(crate) fn decoder<'a, R: Read + 'a>(compression: Compression, prefix: Vec<u8>, rest: R) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decoder<'a, R: Read + 'a>(
+    compression: Compression,
+    prefix: Vec<u8>,
+    rest: R,
+) -> io::Result<Box<dyn Read + 'a>> {
     let input = Cursor::new(prefix).chain(rest);
     Ok(match compression {
         Compression::None => Box::new(input),
@@ -80,15 +84,26 @@ mod tests {
             e.finish().unwrap()
         };
         let zs = zstd::encode_all(&b"hello"[..], 1).unwrap();
-        for (data, want) in [(gz, Compression::Gzip), (zs, Compression::Zstd), (b"hello".to_vec(), Compression::None)] {
+        for (data, want) in [
+            (gz, Compression::Gzip),
+            (zs, Compression::Zstd),
+            (b"hello".to_vec(), Compression::None),
+        ] {
             let mut r = &data[..];
             let (c, prefix) = detect(&mut r).unwrap();
             assert_eq!(c, want);
             let mut out = String::new();
-            decoder(c, prefix, r).unwrap().read_to_string(&mut out).unwrap();
+            decoder(c, prefix, r)
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
             assert_eq!(out, "hello");
         }
-        assert!(known_layer_type("application/vnd.oci.image.layer.v1.tar+gzip"));
-        assert!(!known_layer_type("application/vnd.oci.image.layer.v1.tar+encrypted"));
+        assert!(known_layer_type(
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        ));
+        assert!(!known_layer_type(
+            "application/vnd.oci.image.layer.v1.tar+encrypted"
+        ));
     }
 }

@@ -7,7 +7,11 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Open directory `path` (relative, may be "." ) beneath `root`. EXDEV means the path escapes.
@@ -24,7 +28,12 @@ pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, path: &CStr) -> io::Result<
 /// Open a directory by absolute path (the layer root).
 pub(crate) fn open_dir(path: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -36,10 +45,21 @@ pub(crate) fn open_dir(path: &CStr) -> io::Result<OwnedFd> {
 pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<libc::stat>> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: name is NUL-terminated; st is written by the kernel on success.
-    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if rc < 0 {
         let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENOENT) { Ok(None) } else { Err(e) };
+        return if e.raw_os_error() == Some(libc::ENOENT) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     // SAFETY: fstatat succeeded, so st is initialized.
     Ok(Some(unsafe { st.assume_init() }))
@@ -72,12 +92,30 @@ pub(crate) fn symlink_at(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io:
 }
 
 /// Hard link without following a symlink at the source.
-pub(crate) fn link_at(old_dir: BorrowedFd<'_>, old: &CStr, new_dir: BorrowedFd<'_>, new: &CStr) -> io::Result<()> {
+pub(crate) fn link_at(
+    old_dir: BorrowedFd<'_>,
+    old: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new: &CStr,
+) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated; flags 0 links the entry itself.
-    check(unsafe { libc::linkat(old_dir.as_raw_fd(), old.as_ptr(), new_dir.as_raw_fd(), new.as_ptr(), 0) })
+    check(unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            0,
+        )
+    })
 }
 
-pub(crate) fn mknod_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+pub(crate) fn mknod_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+    dev: libc::dev_t,
+) -> io::Result<()> {
     // SAFETY: name is NUL-terminated.
     check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) })
 }
@@ -90,7 +128,15 @@ pub(crate) fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> io::R
 
 pub(crate) fn chown_at(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: name is NUL-terminated; AT_SYMLINK_NOFOLLOW changes a symlink itself.
-    check(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 /// chmod a non-symlink entry (Linux cannot chmod symlinks).
@@ -106,12 +152,27 @@ pub(crate) fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, mtime: i64) -> io::
     };
     let times = [ts, ts];
     // SAFETY: name is NUL-terminated; times is an array of two timespecs.
-    check(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 pub(crate) fn set_xattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
     // SAFETY: name is NUL-terminated; value pointer and length describe a live slice.
-    check(unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+    check(unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
 }
 
 /// Open `name` in `dir` as a directory without following a symlink.
@@ -141,7 +202,9 @@ pub(crate) fn open_entry(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd
 /// Remove `name` in `dir`, recursively if it is a directory (tar semantics: an entry replaces
 /// whatever had its name). Never follows symlinks.
 pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    let Some(st) = lstat_at(dir, name)? else { return Ok(()) };
+    let Some(st) = lstat_at(dir, name)? else {
+        return Ok(());
+    };
     if !is_dir(&st) {
         return unlink_at(dir, name, false);
     }

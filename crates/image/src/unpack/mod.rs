@@ -31,10 +31,16 @@ pub(crate) enum UnpackError {
     TooLarge(u64),
     /// More compressed bytes than the descriptor announced.
     Oversize,
+    /// The blob does not hash to its digest (found after a broken stream, the likely cause).
+    DigestMismatch(Digest),
     /// Reading the stream failed (also: the download stopped; the caller knows why).
     Read(io::Error),
     /// Writing to the snapshot failed.
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl UnpackError {
@@ -71,8 +77,30 @@ pub(crate) struct UnpackStats {
 }
 
 /// Unpack the layer arriving through `input` into `dest`. Blocking; run on a blocking thread.
-pub(crate) fn unpack(mut input: ChannelReader, flags: Arc<StopFlags>, dest: &Path, max_bytes: u64, sync: bool) -> Result<UnpackStats, UnpackError> {
+pub(crate) fn unpack(
+    mut input: ChannelReader,
+    flags: Arc<StopFlags>,
+    dest: &Path,
+    max_bytes: u64,
+    sync: bool,
+    expected: &Digest,
+) -> Result<UnpackStats, UnpackError> {
     let result = unpack_inner(&mut input, &flags, dest, max_bytes, sync);
+    if let Err(UnpackError::Invalid(_) | UnpackError::Read(_)) = &result {
+        // A corrupt stream is most often corrupt content: read the rest (bounded by the
+        // descriptor size) and report a digest mismatch if that is what it is.
+        if !flags.oversize.load(Ordering::Relaxed) && io::copy(&mut input, &mut io::sink()).is_ok()
+        {
+            let (hasher, _) = input.finish();
+            let actual = Digest::from_hasher(hasher);
+            if &actual != expected {
+                return Err(UnpackError::DigestMismatch(actual));
+            }
+        }
+        return Err(result
+            .err()
+            .unwrap_or(UnpackError::Invalid("unpack failed".into())));
+    }
     let classify = |e: UnpackError| {
         if flags.too_large.load(Ordering::Relaxed) {
             UnpackError::TooLarge(max_bytes)
@@ -95,24 +123,36 @@ pub(crate) fn unpack(mut input: ChannelReader, flags: Arc<StopFlags>, dest: &Pat
     })
 }
 
-fn unpack_inner(input: &mut ChannelReader, flags: &Arc<StopFlags>, dest: &Path, max_bytes: u64, sync: bool) -> Result<(u64, u64, Digest), UnpackError> {
+fn unpack_inner(
+    input: &mut ChannelReader,
+    flags: &Arc<StopFlags>,
+    dest: &Path,
+    max_bytes: u64,
+    sync: bool,
+) -> Result<(u64, u64, Digest), UnpackError> {
     let (compression, prefix) = decompress::detect(input).map_err(UnpackError::Read)?;
-    let decoder = decompress::decoder(compression, prefix, &mut *input).map_err(|e| UnpackError::Invalid(format!("decompressor: {e}")))?;
+    let decoder = decompress::decoder(compression, prefix, &mut *input)
+        .map_err(|e| UnpackError::Invalid(format!("decompressor: {e}")))?;
     let mut diff = stream::DiffReader::new(decoder, max_bytes, flags.clone());
     let mut applier = apply::Applier::new(dest)?;
     {
         let mut archive = tar::Archive::new(&mut diff);
-        let entries = archive.entries().map_err(|e| UnpackError::Invalid(format!("not a tar stream: {e}")))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| UnpackError::Invalid(format!("not a tar stream: {e}")))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| UnpackError::Invalid(format!("tar: {e}")))?;
             applier.apply(&mut entry)?;
         }
     }
     // The tar end marker may be followed by padding: it is part of the diff ID.
-    io::copy(&mut diff, &mut io::sink()).map_err(|e| UnpackError::Invalid(format!("after the tar end: {e}")))?;
+    io::copy(&mut diff, &mut io::sink())
+        .map_err(|e| UnpackError::Invalid(format!("after the tar end: {e}")))?;
     let (bytes, inodes) = (applier.bytes, applier.inodes);
     if sync {
-        applier.sync().map_err(|e| UnpackError::io("syncfs", dest, e))?;
+        applier
+            .sync()
+            .map_err(|e| UnpackError::io("syncfs", dest, e))?;
     }
     applier.finish()?;
     let (hasher, _) = diff.finish();

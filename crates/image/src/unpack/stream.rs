@@ -28,7 +28,11 @@ pub(crate) struct ChannelReader {
 }
 
 impl ChannelReader {
-    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<Bytes>, expected: u64, flags: Arc<StopFlags>) -> Self {
+    pub(crate) fn new(
+        rx: tokio::sync::mpsc::Receiver<Bytes>,
+        expected: u64,
+        flags: Arc<StopFlags>,
+    ) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
@@ -97,7 +101,9 @@ impl<R: Read> Read for DiffReader<R> {
         self.count += n as u64;
         if self.count > self.limit {
             self.flags.too_large.store(true, Ordering::Relaxed);
-            return Err(io::Error::other("uncompressed layer exceeds the size limit"));
+            return Err(io::Error::other(
+                "uncompressed layer exceeds the size limit",
+            ));
         }
         self.hasher.update(&buf[..n]);
         Ok(n)
