@@ -262,7 +262,7 @@ impl Inner {
                 ),
             ));
         }
-        if &stats.compressed_digest != &job.desc.digest {
+        if stats.compressed_digest != job.desc.digest {
             return Err(Error::hostile(
                 &what,
                 format!("content digest is {}", stats.compressed_digest),

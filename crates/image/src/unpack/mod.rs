@@ -9,8 +9,6 @@ mod fsops;
 mod stream;
 
 use std::io;
-#[cfg(test)]
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -157,10 +155,4 @@ fn unpack_inner(
     applier.finish()?;
     let (hasher, _) = diff.finish();
     Ok((bytes, inodes, Digest::from_hasher(hasher)))
-}
-
-/// Read from `r` until EOF, discarding (used by tests of the readers).
-#[cfg(test)]
-pub(crate) fn drain(mut r: impl Read) -> io::Result<u64> {
-    io::copy(&mut r, &mut io::sink())
 }
