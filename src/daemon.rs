@@ -32,6 +32,10 @@ pub struct Daemon {
     pub hierarchy: longshore_cgroups::Hierarchy,
     /// `[cgroups] root`: where every pod's cgroup_parent is resolved.
     pub cgroup_root: longshore_cgroups::CgroupPath,
+    /// Images: content store, pulls, metadata.
+    pub images: Arc<longshore_image::ImageStore>,
+    /// Layer snapshots and containers' writable layers (owned by the image store).
+    pub snapshots: Arc<longshore_snapshot::Snapshotter>,
 }
 
 impl Daemon {
@@ -57,10 +61,15 @@ impl Daemon {
         })
         .context("setting up CNI")?;
         let hierarchy = longshore_cgroups::Hierarchy::detect().context("detecting cgroups")?;
+        let images = longshore_image::ImageStore::open(&config.root, db.clone(), image_config(&config))
+            .context("opening the image store")?;
+        let snapshots = images.snapshotter().clone();
         let cgroup_root = longshore_cgroups::CgroupPath::new(&config.cgroups.root)
             .context("[cgroups] root")?;
         let daemon = Daemon {
             cni: Arc::new(cni),
+            images: Arc::new(images),
+            snapshots,
             hierarchy,
             cgroup_root,
             config,
@@ -95,6 +104,19 @@ impl Daemon {
     /// Every container.
     pub fn all_containers(&self) -> Vec<Arc<Container>> {
         self.containers.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+}
+
+/// The image store's settings from `[registry]`.
+fn image_config(config: &Config) -> longshore_image::ImageStoreConfig {
+    let optional = |p: &PathBuf| (!p.as_os_str().is_empty()).then(|| p.clone());
+    longshore_image::ImageStoreConfig {
+        registry_config_path: optional(&config.registry.config_path),
+        docker_config_path: optional(&config.registry.docker_config),
+        max_layer_bytes: config.registry.max_layer_size.0,
+        pull_progress_timeout: config.registry.pull_progress_timeout,
+        max_concurrent_downloads: config.registry.max_concurrent_downloads,
+        ..Default::default()
     }
 }
 

@@ -54,6 +54,10 @@ pub(crate) async fn release_storage(d: &Daemon, record: &ContainerRecord) {
     if let Err(e) = d.snapshots.remove(&record.id) {
         warn!(container = %record.id, error = %e, "cannot remove the writable layer");
     }
+    // Layers of images removed while this container used them can go now.
+    if let Err(e) = d.snapshots.gc() {
+        warn!(container = %record.id, error = %e, "layer garbage collection failed");
+    }
     match std::fs::remove_dir_all(&record.state_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
