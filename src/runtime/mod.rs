@@ -2,6 +2,7 @@
 //! only routes each RPC through [`crate::server::rpc`] to its handler.
 
 mod runtime_config;
+pub(crate) mod spec;
 mod status;
 mod version;
 
