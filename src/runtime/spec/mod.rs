@@ -23,6 +23,9 @@ mod seccomp;
 mod security;
 mod user;
 
+#[cfg(test)]
+mod runc_test;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -311,7 +314,7 @@ fn process_section(
         .set_oom_score_adj(security::oom_score_adj(
             config.linux.as_ref().and_then(|l| l.resources.as_ref()),
             settings,
-        ))
+        )?)
         .set_selinux_label(None);
     Ok(process)
 }
@@ -768,8 +771,10 @@ mod tests {
         assert!(SpecSettings::from_config(&cfg, tests_support::host_facts()).is_ok());
         cfg.default_capabilities.push("CAP_MADE_UP".into());
         assert!(SpecSettings::from_config(&cfg, tests_support::host_facts()).is_err());
-        let mut cfg = longshore_config::ContainersConfig::default();
-        cfg.seccomp_default_profile = "/nonexistent/seccomp.json".into();
+        let cfg = longshore_config::ContainersConfig {
+            seccomp_default_profile: "/nonexistent/seccomp.json".into(),
+            ..Default::default()
+        };
         let err = SpecSettings::from_config(&cfg, tests_support::host_facts()).unwrap_err();
         assert!(matches!(err, SpecError::Precondition { .. }), "{err}");
     }

@@ -468,6 +468,7 @@ fn depth_of(path: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::spec::tests_support::host_facts;
 
     const TABLE: &str = "\
 22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -497,17 +498,9 @@ mod tests {
         // Propagation is checked against this table: the temp dir sits on "/" (shared:1).
         std::fs::write(base.join("mountinfo"), TABLE).unwrap();
         let host = HostFacts {
-            cgroup_v2: false,
-            swap_accounting: true,
-            hugetlb: true,
-            apparmor: false,
-            seccomp: true,
-            last_cap: 40,
-            daemon_oom_score_adj: 0,
-            kernel: (6, 1),
             cgroup2_mount_options: vec!["nsdelegate".into()],
-            dev_dir: "/dev".into(),
             mountinfo: base.join("mountinfo"),
+            ..host_facts()
         };
         Fixture {
             _dir: dir,

@@ -163,7 +163,7 @@ fn request_devices(device: &Device, i: usize) -> Result<Vec<LinuxDevice>, SpecEr
         ));
     }
     if resolved.is_dir() {
-        return walk_devices(&resolved, Path::new(container_path), &[]);
+        return walk_devices(&resolved, Path::new(container_path), Walk::Request);
     }
     device_node(&resolved, Path::new(container_path))
         .map_err(|e| SpecError::Io {
@@ -177,7 +177,14 @@ fn request_devices(device: &Device, i: usize) -> Result<Vec<LinuxDevice>, SpecEr
 
 /// Every device on the host, for a privileged container.
 fn host_devices(dev_dir: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
-    walk_devices(dev_dir, dev_dir, HOST_DEV_SKIP_DIRS)
+    walk_devices(dev_dir, dev_dir, Walk::Host)
+}
+
+/// Whose devices a walk collects: the host's `/dev` skips what containers must not share.
+#[derive(Clone, Copy, PartialEq)]
+enum Walk {
+    Request,
+    Host,
 }
 
 /// Device nodes below `dir` (symlinks are not followed), mapped to the same relative paths
@@ -185,7 +192,7 @@ fn host_devices(dev_dir: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
 fn walk_devices(
     dir: &Path,
     container_dir: &Path,
-    skip_dirs: &[&str],
+    walk: Walk,
 ) -> Result<Vec<LinuxDevice>, SpecError> {
     let io = |source| SpecError::Io {
         what: "listing devices",
@@ -202,17 +209,18 @@ fn walk_devices(
         let name = entry.file_name();
         let name_str = name.to_string_lossy();
         let kind = entry.file_type().map_err(io)?;
+        let skipped = |list: &[&str]| walk == Walk::Host && list.contains(&name_str.as_ref());
         if kind.is_dir() {
-            if !skip_dirs.contains(&name_str.as_ref()) {
+            if !skipped(HOST_DEV_SKIP_DIRS) {
                 found.extend(walk_devices(
                     &entry.path(),
                     &container_dir.join(&name),
-                    skip_dirs,
+                    walk,
                 )?);
             }
             continue;
         }
-        if !skip_dirs.is_empty() && HOST_DEV_SKIP_FILES.contains(&name_str.as_ref()) {
+        if skipped(HOST_DEV_SKIP_FILES) {
             continue;
         }
         // Nodes vanish while we walk (hotplug); that is not an error.
@@ -344,20 +352,12 @@ fn memory(r: &LinuxContainerResources, swap_accounting: bool) -> Option<LinuxMem
 mod tests {
     use super::*;
     use crate::api::HugepageLimit;
+    use crate::runtime::spec::tests_support::host_facts;
 
     fn host(dev_dir: &Path) -> HostFacts {
         HostFacts {
-            cgroup_v2: false,
-            swap_accounting: true,
-            hugetlb: false,
-            apparmor: false,
-            seccomp: true,
-            last_cap: 40,
-            daemon_oom_score_adj: 0,
-            kernel: (6, 1),
-            cgroup2_mount_options: vec![],
             dev_dir: dev_dir.to_path_buf(),
-            mountinfo: "/proc/self/mountinfo".into(),
+            ..host_facts()
         }
     }
 

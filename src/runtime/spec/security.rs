@@ -19,6 +19,10 @@ pub(crate) const DOCKER_DEFAULT: &str = "docker/default";
 /// No profile.
 pub(crate) const UNCONFINED: &str = "unconfined";
 
+/// The kernel's range for `/proc/<pid>/oom_score_adj`.
+const OOM_SCORE_ADJ_MIN: i64 = -1000;
+const OOM_SCORE_ADJ_MAX: i64 = 1000;
+
 /// Paths hidden from a non-privileged container (containerd's and moby's list).
 const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
@@ -179,12 +183,22 @@ fn profile_loaded(table: &str, name: &str) -> bool {
 pub(crate) fn oom_score_adj(
     resources: Option<&LinuxContainerResources>,
     settings: &SpecSettings,
-) -> Option<i32> {
-    let wanted = resources?.oom_score_adj.clamp(-1000, 1000) as i32;
+) -> Result<Option<i32>, SpecError> {
+    let Some(resources) = resources else {
+        return Ok(None);
+    };
+    let wanted = resources.oom_score_adj;
+    if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&wanted) {
+        return Err(SpecError::invalid(
+            "resources.oom_score_adj",
+            format!("{wanted} is outside [{OOM_SCORE_ADJ_MIN}, {OOM_SCORE_ADJ_MAX}]"),
+        ));
+    }
+    let wanted = wanted as i32;
     if settings.restrict_oom_score_adj {
-        Some(wanted.max(settings.host.daemon_oom_score_adj))
+        Ok(Some(wanted.max(settings.host.daemon_oom_score_adj)))
     } else {
-        Some(wanted)
+        Ok(Some(wanted))
     }
 }
 
@@ -297,11 +311,14 @@ mod tests {
             oom_score_adj: v,
             ..Default::default()
         };
-        assert_eq!(oom_score_adj(None, &s), None);
-        assert_eq!(oom_score_adj(Some(&r(-999)), &s), Some(-500));
-        assert_eq!(oom_score_adj(Some(&r(1000)), &s), Some(1000));
+        assert_eq!(oom_score_adj(None, &s).unwrap(), None);
+        assert_eq!(oom_score_adj(Some(&r(-999)), &s).unwrap(), Some(-500));
+        assert_eq!(oom_score_adj(Some(&r(1000)), &s).unwrap(), Some(1000));
         s.restrict_oom_score_adj = false;
-        assert_eq!(oom_score_adj(Some(&r(-999)), &s), Some(-999));
-        assert_eq!(oom_score_adj(Some(&r(5000)), &s), Some(1000));
+        assert_eq!(oom_score_adj(Some(&r(-999)), &s).unwrap(), Some(-999));
+        assert!(matches!(
+            oom_score_adj(Some(&r(5000)), &s),
+            Err(SpecError::Invalid { .. })
+        ));
     }
 }

@@ -202,7 +202,7 @@ fn member_groups(user: &str, files: &UserFiles<'_>) -> Result<Vec<u32>, SpecErro
     Ok(files
         .groups()?
         .into_iter()
-        .filter(|g| g.name != name && g.members.iter().any(|m| *m == name))
+        .filter(|g| g.name != name && g.members.contains(&name))
         .map(|g| g.gid)
         .collect())
 }
