@@ -117,6 +117,30 @@ impl Drop for ContainerGuard {
     }
 }
 
+/// A tmpfs mounted on the host for the duration of a test.
+struct TmpfsGuard(PathBuf);
+
+impl TmpfsGuard {
+    fn mount(at: &Path) -> TmpfsGuard {
+        std::fs::create_dir_all(at).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            at,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount tmpfs");
+        TmpfsGuard(at.to_path_buf())
+    }
+}
+
+impl Drop for TmpfsGuard {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Where a cgroup path relative to ours lands in every hierarchy this process belongs to (runc
 /// joins a relative `cgroupsPath` to its own cgroup in each one).
 fn cgroup_dirs(relative: &str) -> Vec<PathBuf> {
@@ -371,4 +395,23 @@ fn specs_run_under_runc() {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap();
     assert_eq!(uid, 0, "the refused chown changed nothing");
+
+    // 4. Read-only mounts: plain `ro` covers only the top mount, `rro` every mount below it.
+    let volume = tempfile::tempdir().unwrap();
+    let _sub = TmpfsGuard::mount(&volume.path().join("sub"));
+    let bind = |dst: &str, rro: bool| CriMount {
+        host_path: volume.path().display().to_string(),
+        container_path: dst.into(),
+        readonly: true,
+        recursive_read_only: rro,
+        ..Default::default()
+    };
+    let script = "touch /ro/top; echo ro_top=$?; touch /ro/sub/a; echo ro_sub=$?; \
+                  touch /rro/sub/b; echo rro_sub=$?";
+    let mut config = container(script, LinuxContainerSecurityContext::default());
+    config.mounts = vec![bind("/ro", false), bind("/rro", true)];
+    let r = run(&pod, "readonly", config);
+    assert_eq!(field(&r.stdout, "ro_top="), "1", "stderr: {}", r.stderr);
+    assert_eq!(field(&r.stdout, "ro_sub="), "0", "stderr: {}", r.stderr);
+    assert_eq!(field(&r.stdout, "rro_sub="), "1", "stderr: {}", r.stderr);
 }
