@@ -66,12 +66,15 @@ pub(crate) fn plan(ctx: &MountContext<'_>) -> Result<MountPlan, SpecError> {
     // request's order wins among equals (containerd's orderedMounts).
     binds.sort_by_key(|b| depth(&b.destination));
 
-    let table = std::fs::read_to_string(&ctx.host.mountinfo).map_err(|source| SpecError::Io {
-        what: "reading the mount table",
-        path: ctx.host.mountinfo.clone(),
-        source,
-    })?;
-    let entries = mountinfo_entries(&table);
+    // The mount table is only needed to check propagating binds; most containers have none.
+    let propagating = binds
+        .iter()
+        .any(|b| b.propagation != MountPropagation::PropagationPrivate);
+    let entries = if propagating {
+        mount_table(&ctx.host.mountinfo)?
+    } else {
+        Vec::new()
+    };
     let mut rootfs_propagation = None;
     let mut mounts: Vec<Mount> = defaults(ctx)
         .into_iter()
@@ -403,6 +406,15 @@ pub(crate) struct MountInfo {
     /// Optional fields: `shared:N`, `master:N`, `propagate_from:N`, `unbindable`.
     pub(crate) optional: Vec<String>,
     pub(crate) super_options: String,
+}
+
+fn mount_table(path: &Path) -> Result<Vec<MountInfo>, SpecError> {
+    let table = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+        what: "reading the mount table",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(mountinfo_entries(&table))
 }
 
 /// Parses a mountinfo table; malformed lines are skipped.

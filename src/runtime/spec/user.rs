@@ -3,6 +3,7 @@
 //! `/etc/passwd` and `/etc/group` (read safely, see [`super::rootfs`]). The rules are
 //! containerd's (`WithUser`, `WithAdditionalGIDs`, `WithSupplementalGroups`).
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 
 use crate::api::{LinuxContainerSecurityContext, SupplementalGroupsPolicy};
@@ -43,7 +44,11 @@ pub(crate) fn resolve(
     rootfs: &Rootfs,
 ) -> Result<ResolvedUser, SpecError> {
     let spec = user_spec(sc, image_user)?;
-    let files = UserFiles { rootfs };
+    let files = UserFiles {
+        rootfs,
+        passwd: OnceCell::new(),
+        groups: OnceCell::new(),
+    };
     let (uid, gid) = primary_ids(&spec, &files)?;
     let mut gids = BTreeSet::from([gid]);
     let strict =
@@ -192,8 +197,8 @@ fn member_groups(user: &str, files: &UserFiles<'_>) -> Result<Vec<u32>, SpecErro
         let Ok(uid) = user.parse::<u32>() else {
             return Ok(Vec::new());
         };
-        match files.passwd()?.into_iter().find(|p| p.uid == uid) {
-            Some(p) => p.name,
+        match files.passwd()?.iter().find(|p| p.uid == uid) {
+            Some(p) => p.name.clone(),
             None => return Ok(Vec::new()),
         }
     } else {
@@ -201,7 +206,7 @@ fn member_groups(user: &str, files: &UserFiles<'_>) -> Result<Vec<u32>, SpecErro
     };
     Ok(files
         .groups()?
-        .into_iter()
+        .iter()
         .filter(|g| g.name != name && g.members.contains(&name))
         .map(|g| g.gid)
         .collect())
@@ -223,9 +228,11 @@ struct GroupEntry {
     members: Vec<String>,
 }
 
-/// The image's user database, read on demand.
+/// The image's user database, read on demand and at most once.
 struct UserFiles<'a> {
     rootfs: &'a Rootfs,
+    passwd: OnceCell<Vec<PasswdEntry>>,
+    groups: OnceCell<Vec<GroupEntry>>,
 }
 
 impl UserFiles<'_> {
@@ -240,17 +247,25 @@ impl UserFiles<'_> {
         }
     }
 
-    fn passwd(&self) -> Result<Vec<PasswdEntry>, SpecError> {
-        Ok(parse_passwd(&self.read(ETC_PASSWD)?))
+    fn passwd(&self) -> Result<&[PasswdEntry], SpecError> {
+        if let Some(entries) = self.passwd.get() {
+            return Ok(entries);
+        }
+        let entries = parse_passwd(&self.read(ETC_PASSWD)?);
+        Ok(self.passwd.get_or_init(|| entries))
     }
 
-    fn groups(&self) -> Result<Vec<GroupEntry>, SpecError> {
-        Ok(parse_group(&self.read(ETC_GROUP)?))
+    fn groups(&self) -> Result<&[GroupEntry], SpecError> {
+        if let Some(entries) = self.groups.get() {
+            return Ok(entries);
+        }
+        let entries = parse_group(&self.read(ETC_GROUP)?);
+        Ok(self.groups.get_or_init(|| entries))
     }
 
-    fn user_named(&self, name: &str, spec: &UserSpec) -> Result<PasswdEntry, SpecError> {
+    fn user_named(&self, name: &str, spec: &UserSpec) -> Result<&PasswdEntry, SpecError> {
         self.passwd()?
-            .into_iter()
+            .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| {
                 SpecError::invalid(
@@ -262,7 +277,7 @@ impl UserFiles<'_> {
 
     fn group_named(&self, name: &str, spec: &UserSpec) -> Result<u32, SpecError> {
         self.groups()?
-            .into_iter()
+            .iter()
             .find(|g| g.name == name)
             .map(|g| g.gid)
             .ok_or_else(|| {
