@@ -314,7 +314,8 @@ fn specs_run_under_runc() {
     };
     let script = "echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo secret=$(cat /etc/secret); \
                   echo hostname=$(hostname); echo etc_hostname=$(cat /etc/hostname); echo env=$HOSTNAME; \
-                  echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); \
+                  echo mem=$(cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null); \
+                  echo cgroup=$(cat /proc/self/cgroup | grep ^0::); \
                   echo $(grep Seccomp: /proc/self/status)";
     let r = run(&pod, "user", container(script, sc));
     assert_eq!(
@@ -342,6 +343,10 @@ fn specs_run_under_runc() {
     assert_eq!(field(&r.stdout, "etc_hostname="), POD_HOSTNAME);
     assert_eq!(field(&r.stdout, "env="), POD_HOSTNAME);
     assert_eq!(field(&r.stdout, "mem="), MEMORY_LIMIT.to_string());
+    if HostFacts::detect().cgroup_v2 {
+        // Its own cgroup namespace: the container sees itself at the root.
+        assert_eq!(field(&r.stdout, "cgroup="), "0::/");
+    }
     assert_eq!(field(&r.stdout, "Seccomp: "), "0");
 
     // 2. The control: root with default capabilities, writable rootfs, unconfined. Each of the
