@@ -173,24 +173,43 @@ pub struct BuiltSpec {
 pub enum SpecError {
     /// The request is wrong (gRPC `InvalidArgument`).
     #[error("{field}: {reason}")]
-    Invalid { field: String, reason: String },
+    Invalid {
+        /// The request field, e.g. `mounts[2].host_path`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Something the request names does not exist (gRPC `NotFound`).
     #[error("{field}: {} does not exist", path.display())]
-    NotFound { field: String, path: PathBuf },
+    NotFound {
+        /// The request field naming it.
+        field: String,
+        /// The missing file (or profile).
+        path: PathBuf,
+    },
     /// The node or the pod cannot provide what is asked (gRPC `FailedPrecondition`).
     #[error("{field}: {reason}")]
-    Precondition { field: String, reason: String },
+    Precondition {
+        /// The request field or setting concerned.
+        field: String,
+        /// What is missing.
+        reason: String,
+    },
     /// A host file could not be read (gRPC `Internal`).
     #[error("{what} {}: {source}", path.display())]
     Io {
+        /// The operation.
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// The error.
         #[source]
         source: std::io::Error,
     },
 }
 
 impl SpecError {
+    /// An `Invalid` error for `field`.
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         SpecError::Invalid {
             field: field.into(),
@@ -230,6 +249,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<BuiltSpec, SpecError> {
         .linux
         .as_ref()
         .and_then(|l| l.security_context.as_ref());
+    if !config.cdi_devices.is_empty() {
+        // Starting without the devices would look like success to kubelet; refuse instead.
+        return Err(SpecError::invalid(
+            "CDI_devices",
+            "CDI devices are not supported by this runtime",
+        ));
+    }
     let privileged = sc.is_some_and(|s| s.privileged);
     if privileged && !pod_privileged(input.pod_config) {
         return Err(SpecError::invalid(
@@ -763,6 +789,17 @@ mod tests {
                 .message()
                 .starts_with("security_context.capabilities.add_capabilities[1]:")
         );
+    }
+
+    #[test]
+    fn cdi_devices_are_refused() {
+        let f = fixture();
+        let mut c = config();
+        c.cdi_devices = vec![crate::api::CdiDevice {
+            name: "vendor.com/gpu=0".into(),
+        }];
+        let err = run(&f, &c).unwrap_err();
+        assert!(matches!(&err, SpecError::Invalid { field, .. } if field == "CDI_devices"));
     }
 
     #[test]
