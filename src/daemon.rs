@@ -36,6 +36,8 @@ pub struct Daemon {
     pub images: Arc<longshore_image::ImageStore>,
     /// Layer snapshots and containers' writable layers (owned by the image store).
     pub snapshots: Arc<longshore_snapshot::Snapshotter>,
+    /// Node-wide settings for every container's OCI spec.
+    pub spec_settings: crate::runtime::spec::SpecSettings,
 }
 
 impl Daemon {
@@ -64,12 +66,18 @@ impl Daemon {
         let images = longshore_image::ImageStore::open(&config.root, db.clone(), image_config(&config))
             .context("opening the image store")?;
         let snapshots = images.snapshotter().clone();
+        let spec_settings = crate::runtime::spec::SpecSettings::from_config(
+            &config.containers,
+            crate::runtime::spec::HostFacts::detect(),
+        )
+        .map_err(|e| anyhow::anyhow!("[containers]: {e}"))?;
         let cgroup_root = longshore_cgroups::CgroupPath::new(&config.cgroups.root)
             .context("[cgroups] root")?;
         let daemon = Daemon {
             cni: Arc::new(cni),
             images: Arc::new(images),
             snapshots,
+            spec_settings,
             hierarchy,
             cgroup_root,
             config,

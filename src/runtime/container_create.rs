@@ -113,6 +113,8 @@ async fn prepare(
     let pod_record = pod.snapshot();
     let target_pid = super::container_namespaces::target_pid(d, config)?;
     let pod_ctx = PodContext {
+        sandbox_id: pod.id.clone(),
+        userns: None,
         netns: pod_record.netns.clone(),
         ipcns: pod_record.ipcns.clone(),
         utsns: pod_record.utsns.clone(),
@@ -136,7 +138,7 @@ async fn prepare(
         image: &image_view,
         rootfs,
         cgroups_path: &record.cgroup,
-        settings: &settings,
+        settings,
     };
     let built = spec::build(&input)?;
     record.uid = built.user.uid as i64;
@@ -147,6 +149,7 @@ async fn prepare(
     let bundle_config = record.state_dir.join("bundle").join("config.json");
     std::fs::write(&bundle_config, json)
         .map_err(|e| Status::internal(format!("writing {}: {e}", bundle_config.display())))?;
+    record.stop_signal = built.stop_signal;
     if !record.log_path.as_os_str().is_empty() {
         if let Some(dir) = record.log_path.parent() {
             std::fs::create_dir_all(dir)

@@ -23,7 +23,7 @@ mod sandbox_remove;
 mod sandbox_run;
 mod sandbox_status;
 mod sandbox_stop;
-pub(crate) mod spec;
+pub mod spec;
 mod spec_inputs;
 mod status;
 mod validate;
