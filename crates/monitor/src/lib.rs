@@ -27,6 +27,7 @@ mod oom;
 pub mod protocol;
 pub mod records;
 mod server;
+mod signals;
 mod stdio;
 mod terminal;
 
@@ -75,6 +76,8 @@ where
         }
     };
     init_tracing();
+    signals::reset_dispositions();
+    signals::ignore_sigpipe();
     match detach::detach() {
         Ok(Detached::Parent) => 0,
         Ok(Detached::Monitor(reporter)) => server::run(cfg, reporter),

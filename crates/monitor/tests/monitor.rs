@@ -469,6 +469,42 @@ async fn oom_kill_is_reported(kind: Kind) {
     assert_eq!(exit.exit_code, 137);
 }
 
+/// The `SigBlk` and `SigIgn` masks in a /proc/<pid>/status text.
+fn signal_masks(status: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|l| l.starts_with("SigBlk:") || l.starts_with("SigIgn:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+const CLEAN_MASKS: [&str; 2] = ["SigBlk: 0000000000000000", "SigIgn: 0000000000000000"];
+
+async fn processes_start_with_a_clean_signal_state(kind: Kind) {
+    // The monitor blocks SIGCHLD and ignores SIGPIPE; both survive exec, so neither may reach
+    // the container's or an exec's process.
+    let mut h = Harness::new(kind);
+    h.write_spec(&["cat", "/proc/self/status"], &opts());
+    h.spawn(&h.config()).await.expect("spawn");
+    h.wait_monitor_exit().await;
+    let contents: Vec<String> = h.log_lines().into_iter().map(|l| l.content).collect();
+    assert_eq!(signal_masks(&contents.join("\n")), CLEAN_MASKS);
+
+    let mut h = Harness::new(kind);
+    h.write_spec(&["sleep", "1000"], &opts());
+    h.spawn(&h.config()).await.expect("spawn");
+    let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+    let mut session = client
+        .exec(&exec(&["cat", "/proc/self/status"]))
+        .await
+        .expect("exec");
+    let status = read_all(session.stdout.as_mut().unwrap()).await;
+    assert_eq!(signal_masks(&status), CLEAN_MASKS);
+    session.wait().await.expect("exec wait");
+    client.signal(9).await.expect("kill");
+    h.wait_monitor_exit().await;
+}
+
 async fn report_monitor_rss(kind: Kind) {
     let mut h = Harness::new(kind);
     h.write_spec(
@@ -481,15 +517,20 @@ async fn report_monitor_rss(kind: Kind) {
     let mut session = client.exec(&exec(&["true"])).await.expect("exec");
     session.wait().await.expect("exec wait");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     println!(
-        "monitor RSS with a running container ({kind:?}, {} build): {} KiB",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-        h.monitor_rss_kib()
+        "monitor RSS with a running container ({kind:?}, {build} build): {} KiB ({})",
+        h.monitor_rss_kib(),
+        h.monitor_memory()
     );
+    if std::env::var_os("LONGSHORE_MONITOR_SMAPS").is_some() {
+        let smaps = fs::read_to_string(format!("/proc/{}/smaps", h.monitor_pid()));
+        println!("{}", smaps.unwrap_or_default());
+    }
     client.signal(9).await.expect("kill");
     h.wait_monitor_exit().await;
 }
@@ -535,5 +576,6 @@ both_executors!(
     exit_without_a_client_leaves_a_correct_record,
     missing_command_fails_the_start,
     oom_kill_is_reported,
+    processes_start_with_a_clean_signal_state,
     report_monitor_rss,
 );

@@ -25,12 +25,12 @@ use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 use serde::{Deserialize, Serialize};
 
 use super::{ExecutorError, PendingExec, ProcessIo, error_chain};
 use crate::child_reaper::{ChildExit, wait_for};
+use crate::signals;
 
 /// libcontainer's state directory is private to root.
 const ROOT_DIR_MODE: u32 = 0o700;
@@ -211,7 +211,7 @@ where
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(read_end);
-            restore_signals();
+            signals::restore_for_child();
             let report = match work() {
                 Ok(pid) => CreatorReport::Created { pid },
                 Err(message) => CreatorReport::Failed { message },
@@ -232,13 +232,4 @@ where
             source,
         }),
     }
-}
-
-/// The monitor blocks SIGCHLD (for its signalfd) and Rust ignores SIGPIPE; signal masks and
-/// ignored dispositions survive exec, so put both back before libcontainer clones the
-/// container's processes.
-fn restore_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // SAFETY: setting the default disposition installs no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -13,6 +13,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio as CommandStdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 use super::{ExecutorError, PendingExec, ProcessIo, Stdio};
 use crate::child_reaper::ChildExit;
+use crate::signals;
 
 /// Counter that gives each runtime call its own log and pid file names.
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -117,6 +119,16 @@ impl External {
 
     fn command(&self, files: &CallFiles) -> Command {
         let mut cmd = Command::new(&self.binary);
+        // glibc's posix_spawn (std's fast path) leaves its internal signals 32 and 33 ignored in
+        // the child, and the runtime would pass that on to the container. A pre_exec hook makes
+        // std fork and exec instead, and resets every disposition on the way.
+        // SAFETY: the hook only makes rt_sigaction system calls, which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                signals::reset_dispositions();
+                Ok(())
+            });
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")

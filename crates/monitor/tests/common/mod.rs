@@ -24,8 +24,10 @@ use tokio::io::AsyncReadExt;
 pub const RUNC: &str = "/usr/sbin/runc";
 const BUSYBOX: &str = "/bin/busybox";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-/// Serializes creating and removing the shared parent cgroups between tests of this process.
-static CGROUP_LOCK: Mutex<()> = Mutex::new(());
+/// Parent cgroup dirs this test process created (in hierarchies where our own cgroup is
+/// higher up), removed by whichever test finishes last; the lock also serializes creating and
+/// removing them between tests.
+static CREATED_PARENTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static SUBREAPER: Once = Once::new();
 
 /// Which executor a test runs with.
@@ -86,7 +88,6 @@ fn rand_hex() -> String {
 /// own cgroup path, so one absolute cgroupsPath works in every v1 controller.
 pub struct TestCgroup {
     pub rel: PathBuf,
-    created: Vec<PathBuf>,
 }
 
 impl TestCgroup {
@@ -100,21 +101,23 @@ impl TestCgroup {
             .trim_start_matches('/')
             .to_owned();
         let rel = Path::new(&deepest).join(format!("longshore-test-{}", rand_hex()));
-        let _lock = CGROUP_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut created = Vec::new();
+        let mut parents = CREATED_PARENTS.lock().unwrap_or_else(|e| e.into_inner());
         for hierarchy in hierarchies() {
             let mut dir = hierarchy.clone();
-            for part in rel.components() {
+            let depth = rel.components().count();
+            for (i, part) in rel.components().enumerate() {
                 let parent = dir.clone();
                 dir.push(part);
                 if !dir.exists() {
                     fs::create_dir(&dir).expect("create test cgroup");
                     copy_cpuset(&parent, &dir);
-                    created.push(dir.clone());
+                    if i + 1 < depth && !parents.contains(&dir) {
+                        parents.push(dir.clone());
+                    }
                 }
             }
         }
-        TestCgroup { rel, created }
+        TestCgroup { rel }
     }
 
     /// The OCI cgroupsPath for container `id`.
@@ -172,14 +175,13 @@ fn remove_cgroup_tree(dir: &Path) {
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        let _lock = CGROUP_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parents = CREATED_PARENTS.lock().unwrap_or_else(|e| e.into_inner());
         for hierarchy in hierarchies() {
             remove_cgroup_tree(&hierarchy.join(&self.rel));
         }
-        // Parents this test made, if no other test uses them now.
-        for dir in self.created.iter().rev() {
-            let _ = fs::remove_dir(dir);
-        }
+        // Parents this process made, deepest first, once no test uses them any more.
+        parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        parents.retain(|dir| fs::remove_dir(dir).is_err() && dir.exists());
     }
 }
 
@@ -355,6 +357,18 @@ impl Harness {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
+    }
+
+    /// The memory lines of /proc/<pid>/status (VmRSS and its anon/file/shmem parts).
+    pub fn monitor_memory(&self) -> String {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.monitor_pid())).unwrap_or_default();
+        status
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("Rss"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn cleanup_processes(&mut self) {
