@@ -1,0 +1,110 @@
+//! What the daemon tells a monitor: one container, its bundle, where its state and log go.
+//!
+//! The daemon writes this as JSON to `<state_dir>/monitor.json` before spawning the monitor, so the
+//! command line stays short and a human can see what a monitor was asked to do.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File in the state dir holding the [`MonitorConfig`] a monitor was started with.
+pub const CONFIG_FILE: &str = "monitor.json";
+/// The monitor's unix socket in the state dir.
+pub const SOCKET_FILE: &str = "monitor.sock";
+/// The exit record, written last, atomically.
+pub const EXIT_FILE: &str = "exit.json";
+/// The container's pid, as decimal text.
+pub const PID_FILE: &str = "pid";
+/// The start record: pid, monitor pid, started_at.
+pub const START_FILE: &str = "started.json";
+/// The monitor's own diagnostics (its stderr).
+pub const MONITOR_LOG_FILE: &str = "monitor.log";
+/// Directory under the state dir that the embedded executor uses as libcontainer's root.
+pub const EMBEDDED_ROOT_DIR: &str = "runtime";
+
+/// Default longest log line before it is split into `P` parts (kubelet's 16 KiB).
+pub const DEFAULT_MAX_LOG_LINE: usize = 16 * 1024;
+
+/// Everything a monitor needs to run one container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// The container id; also the id the executor knows it by.
+    pub container_id: String,
+    /// The OCI bundle: `config.json` written and the rootfs mounted by the daemon.
+    pub bundle: PathBuf,
+    /// Directory for the socket, the pid and exit records and the executor's state.
+    pub state_dir: PathBuf,
+    /// CRI log file; `None` discards output (CRI allows an empty log path).
+    pub log_path: Option<PathBuf>,
+    /// Whether the container has a terminal (must match `process.terminal` in the bundle).
+    pub tty: bool,
+    /// Whether the container's stdin is kept open for attach.
+    pub stdin: bool,
+    /// Close the container's stdin when the first attach session ends.
+    pub stdin_once: bool,
+    /// Which executor creates the container.
+    pub executor: ExecutorConfig,
+    /// The container cgroup's memory events file (v2 `memory.events`, v1 `memory.oom_control`),
+    /// compared before start and after exit to tell an OOM kill.
+    pub memory_events: Option<PathBuf>,
+    /// Lines longer than this many bytes are logged as `P` parts.
+    pub max_log_line: usize,
+    /// How the daemon runs the monitor; not part of the file the monitor reads.
+    #[serde(skip)]
+    pub command: MonitorCommand,
+}
+
+impl MonitorConfig {
+    /// A config with the defaults: embedded executor, no stdin, no tty, no log file.
+    pub fn new(container_id: impl Into<String>, bundle: &Path, state_dir: &Path) -> Self {
+        MonitorConfig {
+            container_id: container_id.into(),
+            bundle: bundle.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            log_path: None,
+            tty: false,
+            stdin: false,
+            stdin_once: false,
+            executor: ExecutorConfig::Embedded,
+            memory_events: None,
+            max_log_line: DEFAULT_MAX_LOG_LINE,
+            command: MonitorCommand::default(),
+        }
+    }
+}
+
+/// The executor that creates and starts the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExecutorConfig {
+    /// youki's libcontainer, in-process (in a forked child of the monitor).
+    Embedded,
+    /// An OCI runtime CLI (runc, crun, youki), from the daemon's runtime handlers.
+    External {
+        /// Path of the runtime binary.
+        binary: PathBuf,
+        /// The runtime's `--root` state directory.
+        root: PathBuf,
+    },
+}
+
+/// The program and leading arguments that run a monitor: `longshore monitor` in the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Arguments before the monitor's own (`["monitor"]` for the daemon binary).
+    pub args: Vec<OsString>,
+}
+
+impl Default for MonitorCommand {
+    /// The running binary's `monitor` subcommand. `/proc/self/exe` still names the binary the
+    /// daemon started from even if a package upgrade replaced the file on disk.
+    fn default() -> Self {
+        MonitorCommand {
+            program: PathBuf::from("/proc/self/exe"),
+            args: vec![OsString::from("monitor")],
+        }
+    }
+}

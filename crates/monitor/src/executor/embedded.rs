@@ -1,0 +1,235 @@
+//! The embedded executor: youki's `libcontainer` 0.7, linked into Longshore.
+//!
+//! Why libcontainer: it is the only maintained OCI runtime written as a Rust library (youki's
+//! core), so a container starts without exec'ing a runtime binary, without a Go runtime's
+//! start-up cost, and with one less thing to install and version. It speaks plain OCI bundles,
+//! so it and the external executor take the same `config.json`. Features: cgroup v1 and v2
+//! managers and libseccomp; no systemd (Longshore drives cgroupfs paths itself).
+//!
+//! Process model. libcontainer's create runs in the calling process and blocks on handshakes
+//! with the processes it clones: it clones an intermediate process, which clones the container
+//! init with CLONE_PARENT so that init is the *caller's* child (we keep `as_sibling(false)`; with
+//! `true` init would become the caller's sibling and the monitor could not reap it). The caller
+//! here is a fork of the monitor (the creator). When the creator exits, init is re-parented to
+//! the monitor because the monitor is a child subreaper, and the kernel gives it SIGCHLD as its
+//! exit signal again. Exec (libcontainer's tenant builder) works the same way. Working in a fork
+//! also keeps libcontainer's side effects on the calling process (`PR_SET_DUMPABLE` off, the
+//! spec's `oom_score_adj`, chdir for long socket paths) and its heap out of the monitor.
+
+use std::fs::{self, DirBuilder};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use serde::{Deserialize, Serialize};
+
+use super::{ExecutorError, PendingExec, ProcessIo, error_chain};
+use crate::child_reaper::{ChildExit, wait_for};
+use crate::signals;
+
+/// libcontainer's state directory is private to root.
+const ROOT_DIR_MODE: u32 = 0o700;
+
+/// What the creator child tells the monitor through its report pipe.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CreatorReport {
+    Created { pid: i32 },
+    Failed { message: String },
+}
+
+/// Runs containers with libcontainer, keeping its state under `root` (in the state dir).
+pub(crate) struct Embedded {
+    id: String,
+    bundle: PathBuf,
+    root: PathBuf,
+}
+
+impl Embedded {
+    pub(crate) fn new(id: &str, bundle: &Path, root: &Path) -> Self {
+        Embedded {
+            id: id.to_owned(),
+            bundle: bundle.to_path_buf(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn builder(&self, io: ProcessIo<'_>) -> Result<ContainerBuilder, String> {
+        let builder = ContainerBuilder::new(self.id.clone(), SyscallType::default())
+            .with_root_path(&self.root)
+            .map_err(|e| error_chain(&e))?
+            .validate_id()
+            .map_err(|e| error_chain(&e))?;
+        Ok(match io {
+            ProcessIo::Pipes(stdio) => builder
+                .with_stdin(stdio.stdin)
+                .with_stdout(stdio.stdout)
+                .with_stderr(stdio.stderr),
+            ProcessIo::Terminal { console_socket } => {
+                builder.with_console_socket(Some(console_socket))
+            }
+        })
+    }
+
+    /// Runs in the creator child: create, then start (delete again if start fails).
+    fn create_and_start(&self, io: ProcessIo<'_>) -> Result<i32, String> {
+        let mut container = self
+            .builder(io)?
+            .as_init(&self.bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .as_sibling(false)
+            .build()
+            .map_err(|e| error_chain(&e))?;
+        if let Err(e) = container.start() {
+            let message = error_chain(&e);
+            if let Err(e) = container.delete(true) {
+                tracing::warn!(error = %error_chain(&e), "failed to delete container after failed start");
+            }
+            return Err(message);
+        }
+        container
+            .pid()
+            .map(Pid::as_raw)
+            .ok_or_else(|| "libcontainer started the container but recorded no pid".to_owned())
+    }
+
+    /// Runs in the creator child: start the process from `process_json` in the container.
+    fn exec(&self, process_json: &Path, io: ProcessIo<'_>) -> Result<i32, String> {
+        self.builder(io)?
+            .as_tenant()
+            .with_process(Some(process_json))
+            .with_detach(true)
+            .as_sibling(false)
+            .build()
+            .map(Pid::as_raw)
+            .map_err(|e| error_chain(&e))
+    }
+}
+
+impl super::Executor for Embedded {
+    fn start(&self, io: ProcessIo<'_>) -> Result<Pid, ExecutorError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(ROOT_DIR_MODE)
+            .create(&self.root)
+            .map_err(|source| ExecutorError::File {
+                what: "creating libcontainer root",
+                path: self.root.clone(),
+                source,
+            })?;
+        let creation = fork_creator(|| self.create_and_start(io))?;
+        let exit = wait_for(creation.pid).map_err(|source| ExecutorError::Sys {
+            what: "waiting for the container creator",
+            source,
+        })?;
+        Box::new(creation).finish(exit)
+    }
+
+    fn begin_exec(
+        &self,
+        process_json: &Path,
+        io: ProcessIo<'_>,
+    ) -> Result<Box<dyn PendingExec>, ExecutorError> {
+        Ok(Box::new(fork_creator(|| self.exec(process_json, io))?))
+    }
+
+    fn delete(&self) {
+        let dir = self.root.join(&self.id);
+        if !dir.exists() {
+            return;
+        }
+        match Container::load(dir) {
+            Ok(mut container) => {
+                if let Err(e) = container.delete(true) {
+                    tracing::warn!(error = %error_chain(&e), "libcontainer delete failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %error_chain(&e), "cannot load libcontainer state"),
+        }
+        let _ = fs::remove_dir(&self.root);
+    }
+}
+
+/// A creator child and the read end of its report pipe.
+struct Creation {
+    pid: Pid,
+    report: OwnedFd,
+}
+
+impl PendingExec for Creation {
+    fn creator(&self) -> Pid {
+        self.pid
+    }
+
+    fn finish(self: Box<Self>, creator_exit: ChildExit) -> Result<Pid, ExecutorError> {
+        // The creator wrote its report before exiting; the pipe holds it all (it is far below
+        // the pipe's capacity), so a non-blocking read finds it.
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.report), &mut buf) {
+                Ok(0) | Err(nix::errno::Errno::EAGAIN) => break,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(source) => {
+                    return Err(ExecutorError::Sys {
+                        what: "reading the creator's report",
+                        source,
+                    });
+                }
+            }
+        }
+        match serde_json::from_slice::<CreatorReport>(&bytes) {
+            Ok(CreatorReport::Created { pid }) => Ok(Pid::from_raw(pid)),
+            Ok(CreatorReport::Failed { message }) => Err(ExecutorError::Runtime(message)),
+            Err(_) => Err(ExecutorError::Runtime(format!(
+                "container creator exited with status {} without a report",
+                creator_exit.code()
+            ))),
+        }
+    }
+}
+
+/// Forks a creator child that runs `work` and reports the pid (or error) it returns.
+fn fork_creator<F>(work: F) -> Result<Creation, ExecutorError>
+where
+    F: FnOnce() -> Result<i32, String>,
+{
+    let (read_end, write_end) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|source| ExecutorError::Sys {
+            what: "creating the creator's report pipe",
+            source,
+        })?;
+    // SAFETY: the monitor is single-threaded (no async runtime, no helper threads; monitor_main
+    // checks this before detaching), so the child can run arbitrary code after fork.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(read_end);
+            signals::restore_for_child();
+            let report = match work() {
+                Ok(pid) => CreatorReport::Created { pid },
+                Err(message) => CreatorReport::Failed { message },
+            };
+            let bytes = serde_json::to_vec(&report).unwrap_or_default();
+            let _ = nix::unistd::write(write_end.as_fd(), &bytes);
+            // SAFETY: _exit ends the child without running the monitor's atexit handlers or
+            // flushing buffers it shares with the parent.
+            unsafe { libc::_exit(0) }
+        }
+        // `work` (and with it the process's ends of its stdio) is dropped here in the parent.
+        Ok(ForkResult::Parent { child }) => Ok(Creation {
+            pid: child,
+            report: read_end,
+        }),
+        Err(source) => Err(ExecutorError::Sys {
+            what: "forking the container creator",
+            source,
+        }),
+    }
+}

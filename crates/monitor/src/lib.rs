@@ -1,0 +1,140 @@
+//! Longshore's container monitor: one small process per container that runs it, holds its
+//! stdio, writes its CRI log, records its exit and serves exec and attach. It outlives daemon
+//! restarts (it runs detached, re-parented to init) and the daemon finds it again through the
+//! socket in the container's state dir.
+//!
+//! Two halves share this crate:
+//! - [`monitor_main`] is the monitor process (`longshore monitor --state-dir D`): single-threaded,
+//!   no async runtime, one poll loop. It must be called before any other thread starts.
+//! - [`client`] is what the daemon uses, on tokio: [`Monitor::spawn`] to start a container,
+//!   [`MonitorClient`] to talk to a running monitor, [`read_exit_record`] after it is gone.
+//!
+//! State dir layout: `monitor.json` (the config), `monitor.sock`, `monitor.log` (its
+//! diagnostics), `pid` and `started.json` (at start), `exit.json` (written last, atomically),
+//! `runtime/` (the embedded executor's libcontainer state).
+
+mod attach;
+mod child_reaper;
+pub mod client;
+pub mod config;
+mod connection;
+mod container_log;
+mod detach;
+mod exec;
+mod executor;
+mod fd_passing;
+mod oom;
+pub mod protocol;
+pub mod records;
+mod server;
+mod signals;
+mod stdio;
+mod terminal;
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::PathBuf;
+
+pub use client::{
+    AttachSession, AttachStreams, ExecExit, ExecSession, ExecSpec, FdStream, Monitor,
+    MonitorClient, MonitorError, Started,
+};
+pub use config::{ExecutorConfig, MonitorCommand, MonitorConfig};
+pub use protocol::MonitorStatus;
+pub use records::{ExitReason, ExitRecord, StartRecord, read_exit_record, read_start_record};
+
+use crate::config::CONFIG_FILE;
+use crate::detach::Detached;
+
+/// Environment variable setting the monitor's log level (error, warn, info, debug, trace).
+pub const LOG_LEVEL_ENV: &str = "LONGSHORE_MONITOR_LOG";
+const STATE_DIR_FLAG: &str = "--state-dir";
+
+/// The monitor process: `args` are the arguments after the subcommand (`--state-dir <dir>`).
+/// Reads `<dir>/monitor.json`, forks away from the caller (the caller's process returns 0 at
+/// once; the detached monitor returns its own exit code when the container is done).
+///
+/// Call it from a plain `main` before any thread or async runtime starts: it forks, and a fork
+/// of a multi-threaded process is unsafe (it refuses if it finds other threads).
+pub fn monitor_main<I, S>(args: I) -> i32
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let state_dir = match parse_args(args) {
+        Ok(dir) => dir,
+        Err(message) => {
+            eprintln!("longshore monitor: {message}\nusage: monitor {STATE_DIR_FLAG} <dir>");
+            return 2;
+        }
+    };
+    let cfg = match load_config(&state_dir) {
+        Ok(cfg) => cfg,
+        Err(message) => {
+            eprintln!("longshore monitor: {message}");
+            return 1;
+        }
+    };
+    init_tracing();
+    signals::reset_dispositions();
+    signals::ignore_sigpipe();
+    match detach::detach() {
+        Ok(Detached::Parent) => 0,
+        Ok(Detached::Monitor(reporter)) => server::run(cfg, reporter),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot detach");
+            1
+        }
+    }
+}
+
+fn parse_args<I, S>(args: I) -> Result<PathBuf, String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let mut args = args.into_iter().map(Into::into);
+    let mut state_dir = None;
+    while let Some(arg) = args.next() {
+        if arg == STATE_DIR_FLAG {
+            state_dir = args.next().map(PathBuf::from);
+        } else {
+            return Err(format!("unexpected argument {arg:?}"));
+        }
+    }
+    state_dir.ok_or_else(|| format!("{STATE_DIR_FLAG} is required"))
+}
+
+fn load_config(state_dir: &std::path::Path) -> Result<MonitorConfig, String> {
+    let path = state_dir.join(CONFIG_FILE);
+    let bytes = fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("parsing {}: {e}", path.display()))
+}
+
+/// Plain-text tracing to stderr (the daemon points it at `monitor.log`).
+fn init_tracing() {
+    let level = std::env::var(LOG_LEVEL_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_need_a_state_dir() {
+        assert_eq!(
+            parse_args(["--state-dir", "/run/x"]).unwrap(),
+            PathBuf::from("/run/x")
+        );
+        assert!(parse_args(Vec::<String>::new()).is_err());
+        assert!(parse_args(["--bogus"]).is_err());
+    }
+}

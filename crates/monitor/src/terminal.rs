@@ -1,0 +1,118 @@
+//! Terminals. For a tty container or exec the runtime creates the pty inside the container (in
+//! its own devpts) and sends the master back over a "console socket" with SCM_RIGHTS; both
+//! libcontainer and the OCI runtime CLIs speak this. The monitor listens on that socket, keeps
+//! the master, and sets the window size on it with TIOCSWINSZ.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::MsgFlags;
+
+use crate::fd_passing::recv_with_fds;
+
+/// The terminal's end-of-file character (VEOF, ^D in the default line discipline).
+const VEOF_BYTE: u8 = 0x04;
+
+/// A listening console socket; removed from the filesystem when dropped.
+pub(crate) struct ConsoleSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ConsoleSocket {
+    pub(crate) fn bind(path: &Path) -> io::Result<Self> {
+        let _ = fs::remove_file(path);
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Ok(ConsoleSocket {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts the runtime's connection and takes the pty master from it. The runtime sends
+    /// it before its create returns, so this normally finds it at once.
+    pub(crate) fn receive_master(&self, timeout: Duration) -> io::Result<OwnedFd> {
+        let deadline = Instant::now() + timeout;
+        let (stream, _) = loop {
+            match self.listener.accept() {
+                Ok(conn) => break conn,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_readable(self.listener.as_fd(), deadline)?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        stream.set_nonblocking(true)?;
+        let mut buf = [0u8; 256];
+        let mut fds = Vec::new();
+        loop {
+            match recv_with_fds(stream.as_fd(), &mut buf, &mut fds, MsgFlags::empty()) {
+                Ok(_) if !fds.is_empty() => return Ok(fds.swap_remove(0)),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "console socket closed without a pty master",
+                    ));
+                }
+                Ok(_) => {}
+                Err(nix::errno::Errno::EAGAIN) => wait_readable(stream.as_fd(), deadline)?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no pty master arrived on the console socket",
+        ));
+    }
+    let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets the terminal's size (columns × rows); the kernel sends SIGWINCH to its foreground group.
+pub(crate) fn set_window_size(master: BorrowedFd<'_>, width: u16, height: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid for the call.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Types the EOF character, which ends the reader's input on a terminal in canonical mode:
+/// the closest a terminal has to closing stdin (used for `stdin_once`).
+pub(crate) fn send_eof(master: BorrowedFd<'_>) -> io::Result<()> {
+    nix::unistd::write(master, &[VEOF_BYTE])?;
+    Ok(())
+}
