@@ -18,7 +18,6 @@ pub mod state;
 pub mod version;
 
 /// The body of `longshore monitor`: one small process per running container.
-pub fn monitor_main(_args: &[std::ffi::OsString]) -> i32 {
-    eprintln!("longshore monitor: not wired yet");
-    1
+pub fn monitor_main(args: &[std::ffi::OsString]) -> i32 {
+    longshore_monitor::monitor_main(args.iter())
 }

@@ -43,7 +43,7 @@ pub(crate) fn resources(r: &LinuxContainerResources) -> Resources {
         hugepage_limits: r
             .hugepage_limits
             .iter()
-            .map(|h| HugepageLimit { page_size: h.page_size.clone(), limit: h.limit as i64 })
+            .map(|h| HugepageLimit { page_size: h.page_size.clone(), limit: h.limit })
             .collect(),
         unified: r.unified.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         oom_group: None,

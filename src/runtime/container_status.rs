@@ -73,6 +73,7 @@ pub(crate) fn status_of(container: &Container) -> ContainerStatus {
         resources: current_resources(container)
             .map(|linux| ContainerResources { linux: Some(linux), windows: None }),
         image_id: record.image_id.clone(),
+        stop_signal: config.stop_signal,
         user: Some(ContainerUser {
             linux: Some(LinuxContainerUser {
                 uid: record.uid,

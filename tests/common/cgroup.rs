@@ -83,6 +83,17 @@ pub fn children(root: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Sub-cgroups directly under one cgroup directory.
+pub fn children_of(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Kills every process in the test root (they are all ours) and removes it bottom-up.
 pub fn kill_and_remove(root: &str) {
     for m in mounts() {

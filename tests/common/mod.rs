@@ -17,12 +17,31 @@ use longshore::client::CriClient;
 pub const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
 
 /// Options for one test daemon.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
-    /// A CNI bridge network of the test's own (bridge name, subnet third octet).
-    pub cni: Option<(String, u8)>,
+    /// Give the daemon a CNI bridge network of its own (bridge + host-local, and portmap when
+    /// `portmap`); without it pods cannot be made unless they use the host network.
+    pub cni: bool,
+    /// Add the portmap plugin to the test network.
+    pub portmap: bool,
     /// Extra TOML appended to the generated config.
     pub extra_config: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { cni: true, portmap: false, extra_config: String::new() }
+    }
+}
+
+/// A bridge name and a /24 unique to this test daemon (per process by counter, across
+/// processes by pid).
+fn test_network() -> (String, u8) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let octet = ((std::process::id() * 7 + n * 13) % 250 + 1) as u8;
+    (format!("lse{}", rand_suffix()[..6].to_string()), octet)
 }
 
 /// A running test daemon. Dropping it removes its pods, stops it and sweeps up.
@@ -33,6 +52,8 @@ pub struct TestDaemon {
     pub log_dir: PathBuf,
     pub cgroup_root: String,
     pub client: CriClient,
+    /// The test network's bridge and subnet octet, if it has one.
+    pub network: Option<(String, u8)>,
     child: Option<Child>,
 }
 
@@ -70,8 +91,9 @@ impl TestDaemon {
         let cgroup_root = cgroup::make_test_root();
         let cni_dir = dir.path().join("cni");
         std::fs::create_dir_all(&cni_dir).unwrap();
-        if let Some((bridge, octet)) = &opts.cni {
-            write_bridge_conflist(&cni_dir, dir.path(), bridge, *octet);
+        let network = opts.cni.then(test_network);
+        if let Some((bridge, octet)) = &network {
+            write_bridge_conflist(&cni_dir, dir.path(), bridge, *octet, opts.portmap);
         }
         let config_file = dir.path().join("config.toml");
         std::fs::write(&config_file, config_text(dir.path(), &cgroup_root, &opts)).unwrap();
@@ -80,7 +102,7 @@ impl TestDaemon {
         std::fs::create_dir_all(&log_dir).unwrap();
         let child = spawn(&config_file, dir.path());
         let client = connect(&socket).await;
-        TestDaemon { dir, socket, config_file, log_dir, cgroup_root, client, child: Some(child) }
+        TestDaemon { dir, socket, config_file, log_dir, cgroup_root, client, network, child: Some(child) }
     }
 
     /// Stops the daemon with SIGTERM (containers keep running) and starts it again.
@@ -237,9 +259,14 @@ impl TestDaemon {
         let containers_dir = self.dir.path().join("state/containers");
         let left: Vec<_> = std::fs::read_dir(&containers_dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         assert!(left.is_empty(), "container state left: {left:?}");
-        let cgroups = cgroup::children(&self.cgroup_root);
+        // The default parent (`/pods`, like kubelet's `/kubepods`) may stay, empty.
+        let cgroups: Vec<_> = cgroup::children(&self.cgroup_root)
+            .into_iter()
+            .flat_map(|c| if c.ends_with("pods") { cgroup::children_of(&c) } else { vec![c] })
+            .collect();
         assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
-        let procs = processes_mentioning(&dir);
+        let daemon = self.child.as_ref().map(|c| c.id() as i32);
+        let procs: Vec<i32> = processes_mentioning(&dir).into_iter().filter(|p| Some(*p) != daemon).collect();
         assert!(procs.is_empty(), "processes left: {procs:?}");
     }
 }
@@ -266,6 +293,10 @@ impl Drop for TestDaemon {
         }
         self.stop_process(libc::SIGTERM);
         sweep(self.dir.path(), &self.cgroup_root);
+        if let Some((bridge, _)) = &self.network {
+            // The bridge plugin leaves its bridge behind by design.
+            let _ = Command::new("ip").args(["link", "del", bridge]).stderr(Stdio::null()).status();
+        }
     }
 }
 
@@ -339,8 +370,8 @@ pub fn rand_suffix() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
-fn write_bridge_conflist(cni_dir: &Path, dir: &Path, bridge: &str, octet: u8) {
-    let conf = serde_json::json!({
+fn write_bridge_conflist(cni_dir: &Path, dir: &Path, bridge: &str, octet: u8, portmap: bool) {
+    let mut conf = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": format!("{bridge}-net"),
         "plugins": [
@@ -356,8 +387,12 @@ fn write_bridge_conflist(cni_dir: &Path, dir: &Path, bridge: &str, octet: u8) {
                     "dataDir": dir.join("ipam").to_string_lossy(),
                 }
             },
-            {"type": "portmap", "capabilities": {"portMappings": true}},
         ]
     });
+    if portmap {
+        conf["plugins"].as_array_mut().unwrap().push(serde_json::json!(
+            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+        ));
+    }
     std::fs::write(cni_dir.join("10-test.conflist"), serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
 }

@@ -102,10 +102,13 @@ impl Inner {
                 parent: i.checked_sub(1).map(|p| chain_ids[p].as_str()),
             })
             .collect();
-        let fetched: Vec<u64> = futures::stream::iter(
-            jobs.iter()
-                .map(|job| self.layer(&session, reference, job, &lease.owner)),
-        )
+        // Futures collected first: a closure inside the stream type would make the whole pull
+        // future fail rustc's higher-ranked Send check when the daemon awaits it in a handler.
+        let layer_futures: Vec<_> = jobs
+            .iter()
+            .map(|job| self.layer(&session, reference, job, &lease.owner))
+            .collect();
+        let fetched: Vec<u64> = futures::stream::iter(layer_futures)
         .buffer_unordered(self.config.max_concurrent_downloads.max(1))
         .try_collect()
         .await?;

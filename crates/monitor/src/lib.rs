@@ -25,6 +25,7 @@ mod executor;
 mod fd_passing;
 mod oom;
 pub mod protocol;
+mod sockpath;
 pub mod records;
 mod server;
 mod signals;

@@ -157,7 +157,8 @@ impl Server {
         let reaper = ChildReaper::new().map_err(|e| format!("signalfd for SIGCHLD: {e}"))?;
         let socket_path = cfg.state_dir.join(SOCKET_FILE);
         let _ = fs::remove_file(&socket_path);
-        let listener = UnixListener::bind(&socket_path)
+        let listener = crate::sockpath::SocketPath::new(&socket_path)
+            .and_then(|short| UnixListener::bind(short.as_path()))
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| format!("binding {}: {e}", socket_path.display()))?;
         let log = ContainerLog::open(cfg.log_path.as_deref(), cfg.max_log_line)

@@ -14,6 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::MsgFlags;
 
 use crate::fd_passing::recv_with_fds;
+use crate::sockpath::SocketPath;
 
 /// The terminal's end-of-file character (VEOF, ^D in the default line discipline).
 const VEOF_BYTE: u8 = 0x04;
@@ -22,21 +23,25 @@ const VEOF_BYTE: u8 = 0x04;
 pub(crate) struct ConsoleSocket {
     listener: UnixListener,
     path: PathBuf,
+    short: SocketPath,
 }
 
 impl ConsoleSocket {
     pub(crate) fn bind(path: &Path) -> io::Result<Self> {
         let _ = fs::remove_file(path);
-        let listener = UnixListener::bind(path)?;
+        let short = SocketPath::new(path)?;
+        let listener = UnixListener::bind(short.as_path())?;
         listener.set_nonblocking(true)?;
         Ok(ConsoleSocket {
             listener,
             path: path.to_path_buf(),
+            short,
         })
     }
 
+    /// The path the runtime connects to (short enough for sun_path).
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.short.as_path()
     }
 
     /// Accepts the runtime's connection and takes the pty master from it. The runtime sends
