@@ -10,6 +10,7 @@ pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod events;
+pub mod recovery;
 pub mod image;
 pub mod metrics;
 pub mod runtime;

@@ -37,3 +37,27 @@ pub(crate) fn record_exit(d: &Daemon, container: &Container, exit: ExitInfo) {
     container.exited.send_replace(true);
     container_events::emit(d, container, ContainerEventType::ContainerStoppedEvent);
 }
+
+/// After a restart: re-attaches to a running container's monitor, or records the exit it left.
+/// Returns whether the container still runs.
+pub fn recover_container(d: &Arc<Daemon>, container: &Arc<Container>) -> bool {
+    if container.state() != ContainerState::Running {
+        return false;
+    }
+    let state_dir = container.snapshot().state_dir;
+    if container_monitor::monitor_alive(&state_dir) {
+        watch(d.clone(), container.clone());
+        return true;
+    }
+    let exit = match longshore_monitor::read_exit_record(&state_dir) {
+        Ok(Some(record)) => container_monitor::exit_info(&record),
+        _ => ExitInfo {
+            code: 255,
+            finished_at: crate::state::now_nanos(),
+            reason: "Unknown".into(),
+            message: "the container's monitor was gone when the daemon restarted".into(),
+        },
+    };
+    record_exit(d, container, exit);
+    false
+}

@@ -5,13 +5,16 @@ mod container_cgroup;
 mod container_create;
 mod container_events;
 mod container_exit;
+pub use container_exit::recover_container;
 mod container_list;
+mod container_log_reopen;
 mod container_monitor;
 mod container_namespaces;
 mod container_remove;
 mod container_start;
 mod container_status;
 mod container_stop;
+mod container_update;
 mod lookup;
 mod pod_cgroup;
 mod pod_files;
@@ -178,14 +181,14 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<UpdateContainerResourcesRequest>,
     ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
-        not_implemented!("UpdateContainerResources", req)
+        route!(self, "UpdateContainerResources", req, container_update::update_container_resources)
     }
 
     async fn reopen_container_log(
         &self,
         req: Request<ReopenContainerLogRequest>,
     ) -> Result<Response<ReopenContainerLogResponse>, Status> {
-        not_implemented!("ReopenContainerLog", req)
+        route!(self, "ReopenContainerLog", req, container_log_reopen::reopen_container_log)
     }
 
     async fn exec_sync(

@@ -94,6 +94,7 @@ async fn run(config: Config) -> Result<()> {
     let max = config.grpc.max_message_size.0 as usize;
     let group = config.grpc.group.clone();
     let daemon = Arc::new(Daemon::open(config).await?);
+    crate::recovery::recover(&daemon).await.context("recovering state")?;
     let listener = socket::bind(&socket_path, &group)?;
     info!(socket = %socket_path.display(), version = crate::version::VERSION, "longshore is serving CRI");
 

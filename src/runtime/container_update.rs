@@ -1,0 +1,42 @@
+//! `UpdateContainerResources`: new limits applied to the live cgroup and remembered for status.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tonic::Status;
+use tracing::info;
+
+use super::{container_cgroup, lookup};
+use crate::api::{UpdateContainerResourcesRequest, UpdateContainerResourcesResponse};
+use crate::daemon::Daemon;
+use crate::state::ContainerState;
+
+pub(super) async fn update_container_resources(
+    d: &Arc<Daemon>,
+    req: UpdateContainerResourcesRequest,
+) -> Result<UpdateContainerResourcesResponse, Status> {
+    let container = lookup::container(d, &req.container_id)?;
+    let Some(resources) = req.linux else {
+        return Ok(UpdateContainerResourcesResponse {});
+    };
+    let _guard = container.lifecycle.lock().await;
+    let state = container.state();
+    if state == ContainerState::Exited || state == ContainerState::Unknown {
+        return Err(Status::failed_precondition(format!(
+            "container {} is {state:?}; only created or running containers can be updated",
+            container.id
+        )));
+    }
+    let record = container.snapshot();
+    if state == ContainerState::Running {
+        let d2 = d.clone();
+        let r2 = resources.clone();
+        tokio::task::spawn_blocking(move || container_cgroup::update(&d2, &record, &r2))
+            .await
+            .map_err(|e| Status::internal(format!("cgroup task: {e}")))??;
+    }
+    let record = container.update(|r| r.resources = resources.encode_to_vec());
+    d.store.put_container(&record).map_err(|e| Status::internal(e.to_string()))?;
+    info!(container = %container.id, "resources updated");
+    Ok(UpdateContainerResourcesResponse {})
+}
