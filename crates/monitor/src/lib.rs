@@ -13,6 +13,8 @@
 //! diagnostics), `pid` and `started.json` (at start), `exit.json` (written last, atomically),
 //! `runtime/` (the embedded executor's libcontainer state).
 
+#![warn(missing_docs)]
+
 mod attach;
 mod child_reaper;
 pub mod client;

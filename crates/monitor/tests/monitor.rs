@@ -335,6 +335,44 @@ async fn stdin_once_closes_stdin_after_the_first_attach(kind: Kind) {
     assert!(h.log_text().contains("stdout F stdin-closed"));
 }
 
+async fn stdin_once_on_a_terminal_types_eof(kind: Kind) {
+    let mut h = Harness::new(kind);
+    let spec = SpecOpts {
+        tty: true,
+        ..opts()
+    };
+    h.write_spec(
+        &[
+            "sh",
+            "-c",
+            "while read l; do echo got:$l; done; echo eof-seen",
+        ],
+        &spec,
+    );
+    let mut cfg = h.config();
+    cfg.tty = true;
+    cfg.stdin = true;
+    cfg.stdin_once = true;
+    h.spawn(&cfg).await.expect("spawn");
+    let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+    let streams = AttachStreams {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+    };
+    let mut session = client.attach(streams).await.expect("attach");
+    let mut stdin = session.stdin.take().expect("stdin");
+    stdin.write_all(b"one\n").await.unwrap();
+    read_until(session.stdout.as_mut().unwrap(), "got:one").await;
+    drop(stdin);
+    drop(session);
+    // A terminal cannot be half-closed: the monitor types ^D, which ends `read`.
+    let exit = wait_exit(&client).await;
+    assert_eq!(exit.exit_code, 0);
+    h.wait_monitor_exit().await;
+    assert!(h.log_text().contains("eof-seen"));
+}
+
 async fn tty_attach_and_resize(kind: Kind) {
     let mut h = Harness::new(kind);
     let spec = SpecOpts {
@@ -597,6 +635,7 @@ both_executors!(
     exec_with_a_terminal,
     attach_sees_new_output_and_writes_stdin,
     stdin_once_closes_stdin_after_the_first_attach,
+    stdin_once_on_a_terminal_types_eof,
     tty_attach_and_resize,
     reopen_log_after_rename_continues_in_the_new_file,
     monitor_outlives_its_client,
