@@ -41,29 +41,62 @@ const LOG_TAIL_BYTES: usize = 2048;
 pub enum MonitorError {
     /// The state dir or a file in it could not be prepared.
     #[error("preparing monitor state {path}: {source}")]
-    State { path: PathBuf, source: io::Error },
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the filesystem said.
+        source: io::Error,
+    },
     /// The monitor program could not be run.
     #[error("running monitor {program}: {source}")]
-    Spawn { program: PathBuf, source: io::Error },
-    /// The executor could not create or start the container; `message` is the runtime's.
+    Spawn {
+        /// The monitor executable.
+        program: PathBuf,
+        /// Why it did not run.
+        source: io::Error,
+    },
+    /// The executor could not create or start the container.
     #[error("container {id} failed to start: {message}")]
-    Start { id: String, message: String },
-    /// The monitor died before reporting; `log` is the end of its `monitor.log`.
+    Start {
+        /// The container id.
+        id: String,
+        /// The runtime's own explanation.
+        message: String,
+    },
+    /// The monitor died before reporting.
     #[error("monitor for {state_dir} exited without reporting: {log}")]
-    NoReport { state_dir: PathBuf, log: String },
+    NoReport {
+        /// The container's state dir.
+        state_dir: PathBuf,
+        /// The end of its `monitor.log`.
+        log: String,
+    },
     /// The monitor's socket could not be reached (the monitor is gone or not yet listening).
     #[error("connecting to {path}: {source}")]
-    Connect { path: PathBuf, source: io::Error },
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why the connection failed.
+        source: io::Error,
+    },
     /// Reading or writing the socket failed.
     #[error("talking to {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The socket.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
     /// The monitor sent something that is not the protocol.
     #[error("bad message from {path}: {source}")]
     Protocol {
+        /// The socket.
         path: PathBuf,
+        /// What was wrong with the message.
         source: ProtocolError,
     },
-    /// The monitor refused the request (e.g. an exec whose command does not exist).
+    /// The monitor refused the request (e.g. an exec whose command does not exist); the text
+    /// is the monitor's or the runtime's.
     #[error("{0}")]
     Refused(String),
     /// The monitor closed the connection before answering.
@@ -71,7 +104,12 @@ pub enum MonitorError {
     Closed(PathBuf),
     /// An answer that does not fit the request.
     #[error("unexpected answer from monitor at {path}: {answer}")]
-    Unexpected { path: PathBuf, answer: String },
+    Unexpected {
+        /// The socket.
+        path: PathBuf,
+        /// The answer, as debug text.
+        answer: String,
+    },
     /// The monitor is gone and left no exit record.
     #[error("monitor for {0} is gone and left no exit record")]
     NoExitRecord(PathBuf),

@@ -50,6 +50,10 @@ pub struct MonitorConfig {
     pub memory_events: Option<PathBuf>,
     /// Lines longer than this many bytes are logged as `P` parts.
     pub max_log_line: usize,
+    /// The monitor's own log level (error, warn, info, debug, trace) for `monitor.log`;
+    /// `LONGSHORE_MONITOR_LOG`, else info, when unset.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// How the daemon runs the monitor; not part of the file the monitor reads.
     #[serde(skip)]
     pub command: MonitorCommand,
@@ -69,6 +73,7 @@ impl MonitorConfig {
             executor: ExecutorConfig::Embedded,
             memory_events: None,
             max_log_line: DEFAULT_MAX_LOG_LINE,
+            log_level: None,
             command: MonitorCommand::default(),
         }
     }

@@ -73,6 +73,8 @@ struct Pending {
     process_file: PathBuf,
     since: u64,
     client_gone: bool,
+    /// The deadline passed while the runtime was still starting it; the creator was killed.
+    timed_out: bool,
 }
 
 /// An exec process that is running.
@@ -131,6 +133,7 @@ impl Execs {
                     process_file,
                     since: seq,
                     client_gone: false,
+                    timed_out: false,
                 });
                 Ok(())
             }
@@ -236,17 +239,18 @@ impl Execs {
             deadline,
             since,
             client_gone,
+            timed_out,
             ..
         } = pending;
         let pid = match creation.finish(exit) {
             Ok(pid) => pid,
             Err(e) => {
-                reply(
-                    &conn,
-                    &Response::Failed {
-                        message: e.to_string(),
-                    },
-                );
+                let message = if timed_out {
+                    format!("exec timed out while starting: {e}")
+                } else {
+                    e.to_string()
+                };
+                reply(&conn, &Response::Failed { message });
                 return;
             }
         };
@@ -308,8 +312,19 @@ impl Execs {
         });
     }
 
-    /// Kills exec processes whose timeout has passed.
+    /// Kills exec processes whose timeout has passed (or their creator, if the runtime is still
+    /// starting them: a hung runtime must not hold the client forever).
     pub(crate) fn expire(&mut self, now: Instant) {
+        for p in &mut self.pending {
+            if !p.timed_out && p.deadline.is_some_and(|d| now >= d) {
+                tracing::warn!(
+                    creator = p.creation.creator().as_raw(),
+                    "exec start timed out"
+                );
+                p.timed_out = true;
+                let _ = kill(p.creation.creator(), Signal::SIGKILL);
+            }
+        }
         for r in &mut self.running {
             if !r.timed_out && r.deadline.is_some_and(|d| now >= d) {
                 tracing::info!(pid = r.pid.as_raw(), "exec timed out; killing it");
@@ -321,11 +336,17 @@ impl Execs {
 
     /// The next exec deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.running
+        let pending = self
+            .pending
+            .iter()
+            .filter(|p| !p.timed_out)
+            .map(|p| p.deadline);
+        let running = self
+            .running
             .iter()
             .filter(|r| !r.timed_out)
-            .filter_map(|r| r.deadline)
-            .min()
+            .map(|r| r.deadline);
+        pending.chain(running).flatten().min()
     }
 
     /// Connections to watch for a client hanging up.

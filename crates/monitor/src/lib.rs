@@ -13,6 +13,8 @@
 //! diagnostics), `pid` and `started.json` (at start), `exit.json` (written last, atomically),
 //! `runtime/` (the embedded executor's libcontainer state).
 
+#![warn(missing_docs)]
+
 mod attach;
 mod child_reaper;
 pub mod client;
@@ -34,6 +36,7 @@ mod terminal;
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 pub use client::{
@@ -47,7 +50,8 @@ pub use records::{ExitReason, ExitRecord, StartRecord, read_exit_record, read_st
 use crate::config::CONFIG_FILE;
 use crate::detach::Detached;
 
-/// Environment variable setting the monitor's log level (error, warn, info, debug, trace).
+/// Environment variable setting the monitor's log level (error, warn, info, debug, trace) when
+/// the config does not.
 pub const LOG_LEVEL_ENV: &str = "LONGSHORE_MONITOR_LOG";
 const STATE_DIR_FLAG: &str = "--state-dir";
 
@@ -76,7 +80,7 @@ where
             return 1;
         }
     };
-    init_tracing();
+    init_tracing(cfg.log_level.as_deref());
     signals::reset_dispositions();
     signals::ignore_sigpipe();
     match detach::detach() {
@@ -112,14 +116,20 @@ fn load_config(state_dir: &std::path::Path) -> Result<MonitorConfig, String> {
     serde_json::from_slice(&bytes).map_err(|e| format!("parsing {}: {e}", path.display()))
 }
 
-/// Plain-text tracing to stderr (the daemon points it at `monitor.log`).
-fn init_tracing() {
-    let level = std::env::var(LOG_LEVEL_ENV)
-        .ok()
+/// Plain-text tracing to the monitor's stderr (the daemon points it at `monitor.log`), through
+/// a close-on-exec duplicate: libcontainer's container processes are forks of the monitor that
+/// put the container's stderr on fd 2, and their diagnostics must not end up in its CRI log.
+fn init_tracing(configured: Option<&str>) {
+    let level = configured
+        .map(str::to_owned)
+        .or_else(|| std::env::var(LOG_LEVEL_ENV).ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(tracing::Level::INFO);
+    let Ok(log) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return;
+    };
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(std::sync::Mutex::new(fs::File::from(log)))
         .with_ansi(false)
         .with_max_level(level)
         .try_init();

@@ -29,7 +29,10 @@ fn exec(args: &[&str]) -> ExecSpec {
 async fn echo_hello_is_logged_and_completes(kind: Kind) {
     let mut h = Harness::new(kind);
     h.write_spec(&["echo", "hello"], &opts());
-    let started = h.spawn(&h.config()).await.expect("spawn");
+    let mut cfg = h.config();
+    // The runtime's debug chatter goes to monitor.log, never into the container's log.
+    cfg.log_level = Some("debug".into());
+    let started = h.spawn(&cfg).await.expect("spawn");
     assert!(started.pid > 0);
     h.wait_monitor_exit().await;
 
@@ -64,6 +67,9 @@ async fn echo_hello_is_logged_and_completes(kind: Kind) {
         "{t}"
     );
     assert!(!h.state_dir.join("monitor.sock").exists());
+    if kind == Kind::Embedded {
+        assert!(h.monitor_log().contains("DEBUG"), "{}", h.monitor_log());
+    }
 }
 
 async fn exit_code_3_is_an_error(kind: Kind) {
@@ -329,6 +335,44 @@ async fn stdin_once_closes_stdin_after_the_first_attach(kind: Kind) {
     assert!(h.log_text().contains("stdout F stdin-closed"));
 }
 
+async fn stdin_once_on_a_terminal_types_eof(kind: Kind) {
+    let mut h = Harness::new(kind);
+    let spec = SpecOpts {
+        tty: true,
+        ..opts()
+    };
+    h.write_spec(
+        &[
+            "sh",
+            "-c",
+            "while read l; do echo got:$l; done; echo eof-seen",
+        ],
+        &spec,
+    );
+    let mut cfg = h.config();
+    cfg.tty = true;
+    cfg.stdin = true;
+    cfg.stdin_once = true;
+    h.spawn(&cfg).await.expect("spawn");
+    let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+    let streams = AttachStreams {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+    };
+    let mut session = client.attach(streams).await.expect("attach");
+    let mut stdin = session.stdin.take().expect("stdin");
+    stdin.write_all(b"one\n").await.unwrap();
+    read_until(session.stdout.as_mut().unwrap(), "got:one").await;
+    drop(stdin);
+    drop(session);
+    // A terminal cannot be half-closed: the monitor types ^D, which ends `read`.
+    let exit = wait_exit(&client).await;
+    assert_eq!(exit.exit_code, 0);
+    h.wait_monitor_exit().await;
+    assert!(h.log_text().contains("eof-seen"));
+}
+
 async fn tty_attach_and_resize(kind: Kind) {
     let mut h = Harness::new(kind);
     let spec = SpecOpts {
@@ -505,34 +549,55 @@ async fn processes_start_with_a_clean_signal_state(kind: Kind) {
     h.wait_monitor_exit().await;
 }
 
+/// Prints (does not assert) what monitors cost while their containers run: VmRSS, and from
+/// smaps_rollup the proportional (Pss) and private parts; the file-backed rest is the binary and
+/// libc, shared with every other monitor and the daemon.
 async fn report_monitor_rss(kind: Kind) {
-    let mut h = Harness::new(kind);
-    h.write_spec(
-        &["sh", "-c", "while true; do echo tick; sleep 0.05; done"],
-        &opts(),
-    );
-    h.spawn(&h.config()).await.expect("spawn");
-    h.wait_for_log("tick").await;
-    let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
-    let mut session = client.exec(&exec(&["true"])).await.expect("exec");
-    session.wait().await.expect("exec wait");
+    const MONITORS: usize = 4;
+    let mut harnesses = Vec::new();
+    for _ in 0..MONITORS {
+        let mut h = Harness::new(kind);
+        let script = "while true; do echo tick; sleep 0.05; done";
+        h.write_spec(&["sh", "-c", script], &opts());
+        h.spawn(&h.config()).await.expect("spawn");
+        harnesses.push(h);
+    }
+    for h in &harnesses {
+        h.wait_for_log("tick").await;
+        let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+        let mut session = client.exec(&exec(&["true"])).await.expect("exec");
+        session.wait().await.expect("exec wait");
+        let _ = client
+            .attach(AttachStreams {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            })
+            .await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {
         "release"
     };
-    println!(
-        "monitor RSS with a running container ({kind:?}, {build} build): {} KiB ({})",
-        h.monitor_rss_kib(),
-        h.monitor_memory()
-    );
+    for h in &harnesses {
+        println!(
+            "monitor ({kind:?}, {build} build, {MONITORS} running): {} KiB VmRSS | {} | {}",
+            h.monitor_rss_kib(),
+            h.monitor_memory(),
+            h.monitor_smaps_rollup()
+        );
+    }
     if std::env::var_os("LONGSHORE_MONITOR_SMAPS").is_some() {
-        let smaps = fs::read_to_string(format!("/proc/{}/smaps", h.monitor_pid()));
+        let smaps = fs::read_to_string(format!("/proc/{}/smaps", harnesses[0].monitor_pid()));
         println!("{}", smaps.unwrap_or_default());
     }
-    client.signal(9).await.expect("kill");
-    h.wait_monitor_exit().await;
+    for h in &harnesses {
+        let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+        client.signal(9).await.expect("kill");
+        h.wait_monitor_exit().await;
+    }
 }
 
 macro_rules! both_executors {
@@ -570,6 +635,7 @@ both_executors!(
     exec_with_a_terminal,
     attach_sees_new_output_and_writes_stdin,
     stdin_once_closes_stdin_after_the_first_attach,
+    stdin_once_on_a_terminal_types_eof,
     tty_attach_and_resize,
     reopen_log_after_rename_continues_in_the_new_file,
     monitor_outlives_its_client,

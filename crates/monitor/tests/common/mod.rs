@@ -371,6 +371,21 @@ impl Harness {
             .join(", ")
     }
 
+    /// Pss and private memory from /proc/<pid>/smaps_rollup.
+    pub fn monitor_smaps_rollup(&self) -> String {
+        let text = fs::read_to_string(format!("/proc/{}/smaps_rollup", self.monitor_pid()))
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                ["Pss:", "Private_Clean:", "Private_Dirty:"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn cleanup_processes(&mut self) {
         if let Some(started) = self.started {
             let monitor = Pid::from_raw(started.monitor_pid);
