@@ -119,6 +119,7 @@ async fn prepare(
         ipcns: pod_record.ipcns.clone(),
         utsns: pod_record.utsns.clone(),
         pidns: pod_record.pidns.clone(),
+        host_pid: super::sandbox_run::PodNamespaces::of(&pod.config).pid == crate::api::NamespaceMode::Node,
         target_pid,
         hostname: std::fs::read_to_string(pod_record.state_dir.join("hostname"))
             .map(|h| h.trim().to_string())

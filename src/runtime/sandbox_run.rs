@@ -113,7 +113,7 @@ async fn build_pod(
         net: !ns.host_network,
         ipc: !ns.host_ipc,
         uts: !ns.host_network,
-        hostname: (!ns.host_network).then(|| hostname.clone()),
+        hostname: (!ns.host_network && !config.hostname.is_empty()).then(|| hostname.clone()),
         sysctls,
     };
     let ns_dir = record.state_dir.join("ns");
@@ -159,17 +159,15 @@ async fn build_pod(
     Ok(())
 }
 
-/// The pod's hostname: kubelet always sends one; crictl may not, then the pod's name serves.
+/// The pod's hostname: kubelet always sends one; without one (crictl) the pod keeps the node's,
+/// as with containerd.
 fn pod_hostname(config: &PodSandboxConfig, host_network: bool) -> String {
-    if host_network {
+    if host_network || config.hostname.is_empty() {
         return nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().to_string())
             .unwrap_or_default();
     }
-    if !config.hostname.is_empty() {
-        return config.hostname.clone();
-    }
-    config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default()
+    config.hostname.clone()
 }
 
 /// The pod's own /dev/shm: a tmpfs shared by its containers (POSIX shared memory needs that).

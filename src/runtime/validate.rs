@@ -16,6 +16,13 @@ pub(crate) fn pod_config(config: &PodSandboxConfig) -> Result<(), Status> {
             return Err(Status::invalid_argument(format!("config.metadata.{field} is required")));
         }
     }
+    // The kernel's limit for a hostname (HOST_NAME_MAX).
+    if config.hostname.len() > 64 {
+        return Err(Status::invalid_argument(format!(
+            "config.hostname {:?} is longer than 64 bytes",
+            config.hostname
+        )));
+    }
     if !config.log_directory.is_empty() && !config.log_directory.starts_with('/') {
         return Err(Status::invalid_argument(format!(
             "config.log_directory {:?} must be an absolute path",

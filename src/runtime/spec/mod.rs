@@ -70,6 +70,8 @@ pub struct PodContext {
     pub utsns: Option<PathBuf>,
     /// Pod-shared PID namespace, for containers with `NamespaceMode::POD`.
     pub pidns: Option<PathBuf>,
+    /// The pod uses the host's PID namespace (`NamespaceMode::NODE` at pod level).
+    pub host_pid: bool,
     /// Pod user namespace, for pods with `userns_options.mode == POD`.
     pub userns: Option<PathBuf>,
     /// Init pid of the target container, for `NamespaceMode::TARGET`.
@@ -335,7 +337,9 @@ fn process_section(
         .set_cwd(process::cwd(config, input.image)?)
         .set_capabilities(Some(caps.to_oci()))
         .set_rlimits(None)
-        .set_no_new_privileges(Some(sc.is_some_and(|s| s.no_new_privs)))
+        // `false` is left out rather than written: youki's libcontainer reads any present value
+        // as "set", and then installs seccomp after dropping CAP_SYS_ADMIN, which fails.
+        .set_no_new_privileges(sc.is_some_and(|s| s.no_new_privs).then_some(true))
         .set_apparmor_profile(security::apparmor(sc, privileged, settings)?)
         .set_oom_score_adj(security::oom_score_adj(
             config.linux.as_ref().and_then(|l| l.resources.as_ref()),
@@ -593,7 +597,7 @@ mod tests {
             ]
         );
         assert_eq!(p.cwd(), Path::new("/app"));
-        assert_eq!(p.no_new_privileges(), Some(false));
+        assert_eq!(p.no_new_privileges(), None);
         assert_eq!(p.oom_score_adj(), Some(0));
         assert!(p.rlimits().is_none());
         let caps = p.capabilities().as_ref().unwrap();
@@ -620,7 +624,8 @@ mod tests {
                 LinuxNamespaceType::Network,
                 LinuxNamespaceType::Ipc,
                 LinuxNamespaceType::Uts,
-                LinuxNamespaceType::Pid
+                LinuxNamespaceType::Pid,
+                LinuxNamespaceType::Cgroup
             ]
         );
         assert!(linux.seccomp().is_none(), "no profile asked, none given");

@@ -40,9 +40,12 @@ pub(crate) fn plan(
     if let Some(pid) = pid_namespace(options, pod)? {
         ns.push(pid);
     }
-    // containerd: cgroupns only on unified hosts and never for privileged containers, so that
-    // v1 tooling and privileged workloads keep seeing the host hierarchy.
-    if cgroup_v2 && !privileged {
+    // A cgroup namespace for every unprivileged container, on v1 hosts too (containerd does it
+    // on v2 only): the container then sees its own cgroup as the root, and youki's libcontainer
+    // mounts /sys/fs/cgroup from inside the namespace instead of guessing the host path (its
+    // guess is wrong for host-PID containers on v1). Privileged containers see the host's.
+    let _ = cgroup_v2;
+    if !privileged {
         ns.push(new(LinuxNamespaceType::Cgroup));
     }
     user_namespace(options, pod, &mut plan)?;
@@ -76,12 +79,12 @@ fn pid_namespace(
     match mode {
         NamespaceMode::Node => Ok(None),
         NamespaceMode::Container => Ok(Some(new(LinuxNamespaceType::Pid))),
+        // POD means "whatever the pod has": its shared namespace, the host's for a host-PID
+        // pod, or (a pod without a shared one) a namespace of the container's own.
         NamespaceMode::Pod => match &pod.pidns {
             Some(path) => Ok(Some(joined(LinuxNamespaceType::Pid, path.clone()))),
-            None => Err(SpecError::Precondition {
-                field: "security_context.namespace_options.pid".into(),
-                reason: "the pod has no shared PID namespace".into(),
-            }),
+            None if pod.host_pid => Ok(None),
+            None => Ok(Some(new(LinuxNamespaceType::Pid))),
         },
         NamespaceMode::Target => match pod.target_pid {
             Some(pid) if pid > 0 => Ok(Some(joined(
@@ -198,6 +201,7 @@ mod tests {
                 s("ipc", Some("/run/p/ns/ipc")),
                 s("uts", Some("/run/p/ns/uts")),
                 s("pid", Some("/run/p/ns/pid")),
+                s("cgroup", None),
             ]
         );
     }
@@ -205,7 +209,7 @@ mod tests {
     #[test]
     fn host_namespaces_are_left_out() {
         let host = PodContext::default();
-        let plan = plan(Some(&opts(NamespaceMode::Node)), &host, false, false).unwrap();
+        let plan = plan(Some(&opts(NamespaceMode::Node)), &host, true, false).unwrap();
         assert_eq!(summary(&plan), vec![("mnt".to_string(), None)]);
     }
 
@@ -221,11 +225,15 @@ mod tests {
         assert!(matches!(&err, SpecError::Invalid { field, .. } if field.ends_with("target_id")));
         let mut no_pidns = pod();
         no_pidns.pidns = None;
-        assert!(plan(Some(&opts(NamespaceMode::Pod)), &no_pidns, false, false).is_err());
+        let private = plan(Some(&opts(NamespaceMode::Pod)), &no_pidns, false, false).unwrap();
+        assert!(summary(&private).contains(&("pid".to_string(), None)));
+        no_pidns.host_pid = true;
+        let host = plan(Some(&opts(NamespaceMode::Pod)), &no_pidns, false, false).unwrap();
+        assert!(!summary(&host).iter().any(|(k, _)| k == "pid"));
     }
 
     #[test]
-    fn cgroup_namespace_only_on_v2_unprivileged() {
+    fn cgroup_namespace_for_unprivileged_containers() {
         let has_cgroupns = |privileged, v2| {
             summary(
                 &plan(
@@ -240,7 +248,8 @@ mod tests {
         };
         assert!(has_cgroupns(false, true));
         assert!(!has_cgroupns(true, true));
-        assert!(!has_cgroupns(false, false));
+        assert!(has_cgroupns(false, false));
+        assert!(!has_cgroupns(true, false));
     }
 
     #[test]
