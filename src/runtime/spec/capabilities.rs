@@ -78,6 +78,14 @@ pub(crate) struct ProcessCaps {
 }
 
 impl ProcessCaps {
+    /// Keeps only capabilities in `mask` (the daemon's bounding set): asking the kernel for one
+    /// outside it makes capset fail and the container never starts.
+    pub(crate) fn restrict_to(&mut self, mask: u64) {
+        let inside = |n: &u32| *n < 64 && mask & (1u64 << n) != 0;
+        self.bounding.retain(inside);
+        self.ambient.retain(inside);
+    }
+
     /// Whether the bounding set holds `name`; seccomp rules are gated on this.
     pub(crate) fn has(&self, name: &str) -> bool {
         number(name).is_some_and(|n| self.bounding.contains(&n))
@@ -305,5 +313,15 @@ mod tests {
         );
         let err = resolve(None, &["CAP_NOPE".to_string()], false, 40).unwrap_err();
         assert!(matches!(err, SpecError::Precondition { .. }));
+    }
+
+    #[test]
+    fn all_means_what_the_daemon_has() {
+        let mut caps = resolve(Some(&sc(&["ALL"], &[], &[])), &defaults(), true, 40).unwrap();
+        let sys_resource = number("CAP_SYS_RESOURCE").unwrap();
+        assert!(caps.bounding.contains(&sys_resource));
+        caps.restrict_to(u64::MAX & !(1u64 << sys_resource));
+        assert!(!caps.bounding.contains(&sys_resource));
+        assert!(caps.has("CAP_SYS_ADMIN"));
     }
 }

@@ -46,6 +46,9 @@ pub struct HostFacts {
     pub seccomp: bool,
     /// The kernel's highest capability number (`/proc/sys/kernel/cap_last_cap`).
     pub last_cap: u32,
+    /// The daemon's bounding set (`CapBnd`): no container can hold a capability outside it, so
+    /// "all capabilities" means these (containerd's WithAllCurrentCapabilities).
+    pub bounding_caps: u64,
     /// The daemon's own `oom_score_adj`, the floor when `restrict_oom_score_adj` is on.
     pub daemon_oom_score_adj: i32,
     /// Kernel version `(major, minor)`, for seccomp rules gated by `minKernel`.
@@ -74,6 +77,7 @@ impl HostFacts {
             seccomp: fs::read_to_string(PROC_SELF_STATUS)
                 .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:"))),
             last_cap: read_number(CAP_LAST_CAP).unwrap_or(FALLBACK_LAST_CAP),
+            bounding_caps: own_bounding_set().unwrap_or(u64::MAX),
             daemon_oom_score_adj: read_number(PROC_SELF_OOM_SCORE_ADJ).unwrap_or(0),
             kernel: kernel_version(),
             cgroup2_mount_options: if cgroup_v2 {
@@ -85,6 +89,13 @@ impl HostFacts {
             mountinfo: PathBuf::from(PROC_SELF_MOUNTINFO),
         }
     }
+}
+
+/// `CapBnd` of this process, a hex mask.
+fn own_bounding_set() -> Option<u64> {
+    let status = fs::read_to_string(PROC_SELF_STATUS).ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 fn read_number<T: std::str::FromStr>(path: &str) -> Option<T> {

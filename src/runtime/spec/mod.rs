@@ -272,12 +272,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<BuiltSpec, SpecError> {
     })?;
     let user = user::resolve(sc, &input.image.user, &rootfs)?;
     let settings = input.settings;
-    let caps = capabilities::resolve(
+    let mut caps = capabilities::resolve(
         sc,
         &settings.default_capabilities,
         privileged,
         settings.host.last_cap,
     )?;
+    caps.restrict_to(settings.host.bounding_caps);
     let (linux, mounts) = linux_section(input, sc, privileged, &caps)?;
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.into())
@@ -441,6 +442,7 @@ pub(crate) mod tests_support {
             apparmor: false,
             seccomp: true,
             last_cap: 40,
+            bounding_caps: u64::MAX,
             daemon_oom_score_adj: 0,
             kernel: (6, 1),
             cgroup2_mount_options: Vec::new(),

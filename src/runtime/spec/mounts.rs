@@ -200,13 +200,14 @@ fn bind_mount(
         MountPropagation::PropagationBidirectional => {
             require_propagation(bind, table, &["shared:"])?;
             options.push("rshared".into());
-            *rootfs_propagation = Some("rshared".into());
+            // The OCI spec's spelling (runtimes apply it recursively); youki refuses "rshared".
+            *rootfs_propagation = Some("shared".into());
         }
         MountPropagation::PropagationHostToContainer => {
             require_propagation(bind, table, &["shared:", "master:"])?;
             options.push("rslave".into());
-            if rootfs_propagation.as_deref() != Some("rshared") {
-                *rootfs_propagation = Some("rslave".into());
+            if rootfs_propagation.as_deref() != Some("shared") {
+                *rootfs_propagation = Some("slave".into());
             }
         }
     }
@@ -791,7 +792,7 @@ mod tests {
             options(find(&plan1, "/v").unwrap()),
             ["rbind", "rslave", "rw"]
         );
-        assert_eq!(plan1.rootfs_propagation.as_deref(), Some("rslave"));
+        assert_eq!(plan1.rootfs_propagation.as_deref(), Some("slave"));
         let mut shared = m.clone();
         shared.container_path = "/w".into();
         shared.propagation = MountPropagation::PropagationBidirectional as i32;
@@ -800,7 +801,7 @@ mod tests {
             options(find(&plan2, "/w").unwrap()),
             ["rbind", "rshared", "rw"]
         );
-        assert_eq!(plan2.rootfs_propagation.as_deref(), Some("rshared"));
+        assert_eq!(plan2.rootfs_propagation.as_deref(), Some("shared"));
     }
 
     #[test]
