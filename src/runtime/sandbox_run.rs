@@ -87,15 +87,22 @@ async fn make_pod(
         state_dir: state_dir.clone(),
         ..Default::default()
     };
-    if let Err(status) = build_pod(&d, &config, &mut record).await {
-        undo(&d, record).await;
-        return Err(status);
+    let built = build_pod(&d, &config, &mut record).await.and_then(|()| {
+        let mut ready = record.clone();
+        ready.state = PodState::Ready;
+        d.store.put_pod(&ready).map_err(|e| Status::internal(e.to_string()))?;
+        Pod::from_record(ready).map_err(|e| Status::internal(e.to_string()))
+    });
+    match built {
+        Ok(pod) => {
+            d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(pod));
+            Ok(())
+        }
+        Err(status) => {
+            undo(&d, record).await;
+            Err(status)
+        }
     }
-    record.state = PodState::Ready;
-    d.store.put_pod(&record).map_err(|e| Status::internal(e.to_string()))?;
-    let pod = Pod::from_record(record).map_err(|e| Status::internal(e.to_string()))?;
-    d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(pod));
-    Ok(())
 }
 
 /// Undoes whatever a failed RunPodSandbox made, in reverse (every step is safe on a half-made
