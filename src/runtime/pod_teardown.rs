@@ -11,24 +11,24 @@ use crate::daemon::Daemon;
 use crate::state::PodRecord;
 
 /// What `StopPodSandbox` releases: the network and the pod's PID 1. The namespaces stay pinned
-/// (kubelet may still ask for status) until the pod is removed.
+/// (kubelet may still ask for status, PortForward may still enter the netns) until the pod is
+/// removed.
 pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
     if record.network_attached {
         pod_network::detach(d, record).await?;
     }
-    if let Some(pid) = record.pod_init_pid {
-        let dir = record.state_dir.join("ns");
-        tokio::task::spawn_blocking(move || PodInit::stop(pid, &dir))
-            .await
-            .map_err(|e| Status::internal(format!("pod init task: {e}")))?
-            .map_err(|e| Status::internal(format!("stopping the pod's PID 1: {e}")))?;
-    }
-    Ok(())
+    stop_init(record).await
 }
 
-/// Everything: network, PID 1, /dev/shm, pinned namespaces, cgroup, state folder.
+/// Everything: network, PID 1, /dev/shm, pinned namespaces, cgroup, state folder. CNI DEL runs
+/// before the netns is unpinned, so plugins still see the pod's interface and addresses.
 pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
-    stop(d, record).await?;
+    if record.network_attached || record.netns.is_some() {
+        // Again after a stop: a no-op unless a DEL was left undone (an ADD cut short by a
+        // crash, an undo that failed), which the CNI cache still knows about.
+        pod_network::detach(d, record).await?;
+    }
+    stop_init(record).await?;
     if let Some(shm) = &record.shm {
         unmount(shm)?;
     }
@@ -43,6 +43,18 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Status::internal(format!("removing {}: {e}", record.state_dir.display()))),
     }
+}
+
+/// Stops the pod's PID 1, if it has one.
+async fn stop_init(record: &PodRecord) -> Result<(), Status> {
+    if let Some(pid) = record.pod_init_pid {
+        let dir = record.state_dir.join("ns");
+        tokio::task::spawn_blocking(move || PodInit::stop(pid, &dir))
+            .await
+            .map_err(|e| Status::internal(format!("pod init task: {e}")))?
+            .map_err(|e| Status::internal(format!("stopping the pod's PID 1: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Unmounts a mount point; not mounted or missing is fine.

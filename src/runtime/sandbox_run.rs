@@ -8,7 +8,7 @@ use std::sync::Arc;
 use longshore_namespaces::{PinRequest, PodInit};
 use prost::Message;
 use tonic::Status;
-use tracing::info;
+use tracing::{Instrument, Span, info, warn};
 
 use super::{pod_cgroup, pod_network, pod_teardown, pod_files, validate};
 use crate::api::{NamespaceMode, PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse};
@@ -27,13 +27,22 @@ pub(super) async fn run_pod_sandbox(
     d.names.reserve(&full_name, &id).map_err(|holder| {
         Status::already_exists(format!("pod sandbox name {full_name:?} is reserved for {holder}"))
     })?;
-    match make_pod(d, &id, config, req.runtime_handler).await {
+    // Its own task: if kubelet gives up on the RPC (its timeout, a dropped connection) the
+    // pod is still finished or undone, never left half-made with a netns and an IP.
+    let task = tokio::spawn(
+        make_pod(d.clone(), id.clone(), config, req.runtime_handler).instrument(Span::current()),
+    );
+    let made = task.await.map_err(|e| Status::internal(format!("pod sandbox task: {e}")))?;
+    match made {
         Ok(()) => {
             info!(pod = %id, name = %full_name, "pod sandbox ready");
             Ok(RunPodSandboxResponse { pod_sandbox_id: id })
         }
         Err(status) => {
-            d.names.release(&full_name, &id);
+            // A pod that could not be undone stays listed (NotReady) and keeps its name.
+            if d.pod(&id).is_none() {
+                d.names.release(&full_name, &id);
+            }
             Err(status)
         }
     }
@@ -63,14 +72,14 @@ impl PodNamespaces {
 }
 
 async fn make_pod(
-    d: &Arc<Daemon>,
-    id: &str,
+    d: Arc<Daemon>,
+    id: String,
     config: PodSandboxConfig,
     runtime_handler: String,
 ) -> Result<(), Status> {
-    let state_dir = d.config.state.join("pods").join(id);
+    let state_dir = d.config.state.join("pods").join(&id);
     let mut record = PodRecord {
-        id: id.to_string(),
+        id: id.clone(),
         state: PodState::NotReady,
         created_at: now_nanos(),
         config: config.encode_to_vec(),
@@ -78,19 +87,48 @@ async fn make_pod(
         state_dir: state_dir.clone(),
         ..Default::default()
     };
-    let built = build_pod(d, &config, &mut record).await;
-    if let Err(status) = built {
-        // Undo whatever was made, in reverse; every step is safe on a half-made pod.
-        if let Err(e) = pod_teardown::release(d, &record).await {
-            tracing::warn!(pod = %id, error = %e, "cleaning up a failed pod left something behind");
+    let built = build_pod(&d, &config, &mut record).await.and_then(|()| {
+        let mut ready = record.clone();
+        ready.state = PodState::Ready;
+        d.store.put_pod(&ready).map_err(|e| Status::internal(e.to_string()))?;
+        Pod::from_record(ready).map_err(|e| Status::internal(e.to_string()))
+    });
+    match built {
+        Ok(pod) => {
+            d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(pod));
+            Ok(())
         }
-        return Err(status);
+        Err(status) => {
+            undo(&d, record).await;
+            Err(status)
+        }
     }
-    record.state = PodState::Ready;
-    d.store.put_pod(&record).map_err(|e| Status::internal(e.to_string()))?;
-    let pod = Pod::from_record(record).map_err(|e| Status::internal(e.to_string()))?;
-    d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), Arc::new(pod));
-    Ok(())
+}
+
+/// Undoes whatever a failed RunPodSandbox made, in reverse (every step is safe on a half-made
+/// pod), and forgets the record. If something cannot be undone, the pod is kept as NotReady so
+/// kubelet's StopPodSandbox/RemovePodSandbox can retry instead of it leaking.
+async fn undo(d: &Arc<Daemon>, record: PodRecord) {
+    let id = record.id.clone();
+    match pod_teardown::release(d, &record).await {
+        Ok(()) => {
+            if let Err(e) = d.store.delete_pod(&id) {
+                warn!(pod = %id, error = %e, "cannot forget the record of a failed pod");
+            }
+        }
+        Err(e) => {
+            warn!(pod = %id, error = %e, "cleaning up a failed pod left something behind; keeping it NotReady");
+            if let Err(e) = d.store.put_pod(&record) {
+                warn!(pod = %id, error = %e, "cannot persist the failed pod's record");
+            }
+            match Pod::from_record(record) {
+                Ok(pod) => {
+                    d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(pod));
+                }
+                Err(e) => warn!(pod = %id, error = %e, "cannot keep the failed pod"),
+            }
+        }
+    }
 }
 
 /// Makes each part of the pod, noting it in `record` as soon as it exists so a failure can be
@@ -101,6 +139,8 @@ async fn build_pod(
     record: &mut PodRecord,
 ) -> Result<(), Status> {
     let ns = PodNamespaces::of(config);
+    // Checked before anything is made; `None` for host-network pods, which skip CNI.
+    let network = (!ns.host_network).then(|| pod_network::request(config, &record.id)).transpose()?;
     std::fs::create_dir_all(&record.state_dir)
         .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
     let hostname = pod_hostname(config, ns.host_network);
@@ -153,8 +193,8 @@ async fn build_pod(
     if let Some(pid) = record.pod_init_pid {
         pod_cgroup::add_process(d, record, pid)?;
     }
-    if !ns.host_network {
-        pod_network::attach(d, config, record).await?;
+    if let Some(network) = network {
+        pod_network::attach(d, network, record).await?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::api::{
     PodSandboxState, PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse,
 };
 use crate::daemon::Daemon;
-use crate::state::{Pod, PodState, now_nanos};
+use crate::state::{Pod, PodRecord, PodState, now_nanos};
 
 pub(super) async fn pod_sandbox_status(
     d: &Arc<Daemon>,
@@ -46,22 +46,31 @@ pub(crate) fn status_of(pod: &Pod) -> PodSandboxStatus {
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.clone())
         .unwrap_or_default();
-    let network = record.ips.first().map(|ip| PodSandboxNetworkStatus {
-        ip: ip.clone(),
-        additional_ips: record.ips[1..].iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
-    });
+    let network = network_status(&record);
     PodSandboxStatus {
         id: pod.id.clone(),
         metadata: config.metadata.clone(),
         state: state_value(record.state) as i32,
         created_at: record.created_at,
-        network: Some(network.unwrap_or_default()),
+        network: Some(network),
         linux: Some(LinuxPodSandboxStatus {
             namespaces: Some(Namespace { options: Some(options) }),
         }),
         labels: config.labels.clone(),
         annotations: config.annotations.clone(),
         runtime_handler: record.runtime_handler.clone(),
+    }
+}
+
+/// The pod's IPs, primary first (IPv4, then IPv6), while its network is attached. A stopped
+/// pod's addresses went back to IPAM and may already be another pod's, so none are reported
+/// then (as containerd does once the netns is gone); host-network pods report none either
+/// (kubelet uses the node's).
+fn network_status(record: &PodRecord) -> PodSandboxNetworkStatus {
+    let ips = if record.network_attached { record.ips.as_slice() } else { &[] };
+    PodSandboxNetworkStatus {
+        ip: ips.first().cloned().unwrap_or_default(),
+        additional_ips: ips.iter().skip(1).map(|ip| PodIp { ip: ip.clone() }).collect(),
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cgroup;
+pub mod net;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
