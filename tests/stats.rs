@@ -348,7 +348,7 @@ async fn pod_stats_and_metrics_cover_containers_and_network() {
         }))
         .await
         .unwrap();
-    assert_eq!(ids(by_id.into_inner()), [a.clone()]);
+    assert_eq!(ids(by_id.into_inner()), std::slice::from_ref(&a));
     let labels = [("role".to_string(), "a".to_string())].into();
     let by_label = d
         .client
@@ -359,7 +359,7 @@ async fn pod_stats_and_metrics_cover_containers_and_network() {
         }))
         .await
         .unwrap();
-    assert_eq!(ids(by_label.into_inner()), [a.clone()]);
+    assert_eq!(ids(by_label.into_inner()), std::slice::from_ref(&a));
     let all = d
         .client
         .runtime

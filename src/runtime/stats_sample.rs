@@ -22,7 +22,12 @@ pub(crate) struct Sample {
 /// `Ok(None)` when it does not exist (a container that exited, a pod being torn down); `Err`
 /// names the path and what failed. `key` names the CPU rate's history; `since` (ns since the
 /// epoch, 0 if unknown) is the start of the window for a first sample.
-pub(crate) fn read(d: &Daemon, path: &str, key: &str, since: i64) -> Result<Option<Sample>, String> {
+pub(crate) fn read(
+    d: &Daemon,
+    path: &str,
+    key: &str,
+    since: i64,
+) -> Result<Option<Sample>, String> {
     read_with(&d.hierarchy, cache(), path, key, since)
 }
 
@@ -146,15 +151,20 @@ mod tests {
         let path = hierarchy.self_root().unwrap().child(&name).unwrap();
         let group = TestCgroup(Cgroup::create(&hierarchy, &path).unwrap());
         let limit = 128 * MIB;
-        let resources =
-            Resources { memory_limit_in_bytes: limit as i64, ..Default::default() };
+        let resources = Resources {
+            memory_limit_in_bytes: limit as i64,
+            ..Default::default()
+        };
         group.0.apply(&resources).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let shm = Tmpfs::mount(&dir.path().join("shm"));
 
         let since = now_nanos();
         let burner = Reaped(
-            Command::new(BUSYBOX).args(["sh", "-c", "while :; do :; done"]).spawn().unwrap(),
+            Command::new(BUSYBOX)
+                .args(["sh", "-c", "while :; do :; done"])
+                .spawn()
+                .unwrap(),
         );
         group.0.add_process(burner.0.id()).unwrap();
         let script = "read go; dd if=/dev/zero of=\"$1/blob\" bs=1M count=32 2>/dev/null; echo done; read end";
@@ -170,38 +180,65 @@ mod tests {
         group.0.add_process(writer.0.id()).unwrap();
         writer.0.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
         let mut line = String::new();
-        BufReader::new(writer.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(writer.0.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "done");
 
         let cache = StatsCache::default();
         let key = path.as_str();
         std::thread::sleep(Duration::from_millis(300));
-        let first = read_with(&hierarchy, &cache, key, key, since).unwrap().unwrap();
-        assert!(first.nano_cores.is_some(), "a first sample averages since the start");
+        let first = read_with(&hierarchy, &cache, key, key, since)
+            .unwrap()
+            .unwrap();
+        assert!(
+            first.nano_cores.is_some(),
+            "a first sample averages since the start"
+        );
         std::thread::sleep(Duration::from_millis(1200));
-        let second = read_with(&hierarchy, &cache, key, key, since).unwrap().unwrap();
+        let second = read_with(&hierarchy, &cache, key, key, since)
+            .unwrap()
+            .unwrap();
 
         let cpu = cpu_usage(&second.stats, second.nano_cores);
         let used = cpu.usage_core_nano_seconds.unwrap().value;
         assert!(used > first.stats.cpu.usage_ns, "{cpu:?}");
         // Lenient: the VM's CPU is slow and the host's is shared.
         let rate = cpu.usage_nano_cores.unwrap().value;
-        assert!(rate >= 10_000_000, "a burner runs at least 0.01 cores: {rate}");
+        assert!(
+            rate >= 10_000_000,
+            "a burner runs at least 0.01 cores: {rate}"
+        );
         let memory = memory_usage(&second.stats);
         let ws = memory.working_set_bytes.unwrap().value;
-        assert!((32 * MIB..=48 * MIB).contains(&ws), "32 MiB of shmem in the working set: {memory:?}");
+        assert!(
+            (32 * MIB..=48 * MIB).contains(&ws),
+            "32 MiB of shmem in the working set: {memory:?}"
+        );
         assert_eq!(memory.available_bytes.unwrap().value, limit - ws);
         assert!(memory.usage_bytes.unwrap().value >= ws);
         assert!(second.stats.pids.current >= 2, "{:?}", second.stats.pids);
         if hierarchy.version() == Version::V2 {
             assert!(cpu.psi.is_some(), "v2 cgroups have cpu.pressure");
             assert!(memory.psi.is_some(), "v2 cgroups have memory.pressure");
-            assert!(io_usage(&second.stats).is_some(), "v2 cgroups have io.pressure");
+            assert!(
+                io_usage(&second.stats).is_some(),
+                "v2 cgroups have io.pressure"
+            );
         }
 
         group.0.kill_all().unwrap();
         group.0.delete().unwrap();
-        assert!(read_with(&hierarchy, &cache, key, key, since).unwrap().is_none(), "gone is None");
-        assert!(read_with(&hierarchy, &cache, "", key, since).unwrap().is_none());
+        assert!(
+            read_with(&hierarchy, &cache, key, key, since)
+                .unwrap()
+                .is_none(),
+            "gone is None"
+        );
+        assert!(
+            read_with(&hierarchy, &cache, "", key, since)
+                .unwrap()
+                .is_none()
+        );
     }
 }
