@@ -141,6 +141,15 @@ async fn a_busy_loop_raises_cpu_usage_and_its_rate() {
     );
     assert!(cpu_of(&idle_second).1 >= cpu_of(&idle_first).1);
     assert!(first.memory.is_some() && first.attributes.as_ref().unwrap().id == busy);
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // Pure cgroup v2 (scripts/test-stats-v2.sh): every cgroup has PSI files.
+        assert!(second.cpu.as_ref().unwrap().psi.is_some(), "{second:?}");
+        assert!(second.memory.as_ref().unwrap().psi.is_some(), "{second:?}");
+        assert!(
+            second.io.as_ref().and_then(|io| io.psi.as_ref()).is_some(),
+            "{second:?}"
+        );
+    }
 
     d.remove_all_pods().await;
     d.assert_nothing_left();
