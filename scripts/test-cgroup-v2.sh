@@ -1,9 +1,12 @@
 #!/bin/bash
-# Run longshore-cgroups' tests on a pure cgroup v2 kernel.
+# Run longshore-cgroups' tests, and the daemon's cgroup stats path, on a pure cgroup v2 kernel.
 #
 # Builds the test binaries on the host (the guest's CPU is 6-20x slower), then boots the QEMU kit
 # (run-in-vm.sh) once and runs, inside it, the v2-only tests (tests/cgroup_v2.rs, marked
-# #[ignore] so the hybrid host skips them) and the version-independent ones (tests/cgroup.rs).
+# #[ignore] so the hybrid host skips them), the version-independent ones (tests/cgroup.rs), and
+# the daemon library's stats tests that read a real cgroup and convert it to CRI's stats
+# (`runtime::stats_sample`: CPU rate, working set, available bytes, PSI). The whole daemon is
+# not booted in the guest: it cannot reach the host's test registry.
 #
 # The kit is found at $LONGSHORE_VM_DIR, else at ../shared/vm next to the repository root (for a
 # git worktree, next to the main checkout). Without a kit this prints "skipped: no VM kit" and
@@ -41,13 +44,18 @@ BINS=$(cd "$ROOT" && cargo test -p longshore-cgroups --test cgroup_v2 --test cgr
     and .profile.test) | "\(.target.name) \(.executable)"')
 V2_BIN=$(awk '$1 == "cgroup_v2" { print $2 }' <<<"$BINS")
 ALL_BIN=$(awk '$1 == "cgroup" { print $2 }' <<<"$BINS")
-if [ -z "$V2_BIN" ] || [ -z "$ALL_BIN" ]; then
+STATS_BIN=$(cd "$ROOT" && cargo test -p longshore --lib --no-run --message-format=json \
+  | jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test
+    and .target.name == "longshore") | .executable')
+if [ -z "$V2_BIN" ] || [ -z "$ALL_BIN" ] || [ -z "$STATS_BIN" ]; then
   echo "test binaries not found in cargo's output:" >&2
   echo "$BINS" >&2
+  echo "longshore lib tests: ${STATS_BIN:-none}" >&2
   exit 1
 fi
 
-echo "running in a cgroup v2 guest: $(basename "$V2_BIN") --ignored, $(basename "$ALL_BIN")" >&2
+echo "running in a cgroup v2 guest: $(basename "$V2_BIN") --ignored, $(basename "$ALL_BIN")," \
+  "$(basename "$STATS_BIN") runtime::stats_sample" >&2
 cd "$ROOT"
 exec "$VM_DIR/run-in-vm.sh" -t "${LONGSHORE_VM_TIMEOUT:-900}" \
-  sh -c '"$1" --ignored && "$2"' sh "$V2_BIN" "$ALL_BIN"
+  sh -c '"$1" --ignored && "$2" && "$3" runtime::stats_sample' sh "$V2_BIN" "$ALL_BIN" "$STATS_BIN"

@@ -12,22 +12,33 @@ mod container_monitor;
 mod container_namespaces;
 mod container_remove;
 mod container_start;
+mod container_stats;
 mod container_status;
 mod container_stop;
 mod container_update;
+mod events_subscribe;
+pub use events_subscribe::end_event_streams;
 mod lookup;
+mod metric_descriptors;
+mod net_dev;
 mod pod_cgroup;
 mod pod_files;
 mod pod_network;
 mod pod_teardown;
 mod runtime_config;
 mod sandbox_list;
+mod sandbox_metrics;
 mod sandbox_remove;
 mod sandbox_run;
+mod sandbox_stats;
 mod sandbox_status;
 mod sandbox_stop;
+mod sandbox_update;
 pub mod spec;
 mod spec_inputs;
+mod stats_cache;
+mod stats_convert;
+mod stats_sample;
 mod status;
 mod validate;
 mod version;
@@ -217,14 +228,14 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<ContainerStatsRequest>,
     ) -> Result<Response<ContainerStatsResponse>, Status> {
-        not_implemented!("ContainerStats", req)
+        route!(self, "ContainerStats", req, container_stats::container_stats)
     }
 
     async fn list_container_stats(
         &self,
         req: Request<ListContainerStatsRequest>,
     ) -> Result<Response<ListContainerStatsResponse>, Status> {
-        not_implemented!("ListContainerStats", req)
+        route!(self, "ListContainerStats", req, container_stats::list_container_stats)
     }
 
     type StreamContainerStatsStream = RpcStream<StreamContainerStatsResponse>;
@@ -233,21 +244,21 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamContainerStatsRequest>,
     ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
-        not_implemented!("StreamContainerStats", req)
+        route!(self, "StreamContainerStats", req, container_stats::stream_container_stats)
     }
 
     async fn pod_sandbox_stats(
         &self,
         req: Request<PodSandboxStatsRequest>,
     ) -> Result<Response<PodSandboxStatsResponse>, Status> {
-        not_implemented!("PodSandboxStats", req)
+        route!(self, "PodSandboxStats", req, sandbox_stats::pod_sandbox_stats)
     }
 
     async fn list_pod_sandbox_stats(
         &self,
         req: Request<ListPodSandboxStatsRequest>,
     ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
-        not_implemented!("ListPodSandboxStats", req)
+        route!(self, "ListPodSandboxStats", req, sandbox_stats::list_pod_sandbox_stats)
     }
 
     type StreamPodSandboxStatsStream = RpcStream<StreamPodSandboxStatsResponse>;
@@ -256,7 +267,7 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamPodSandboxStatsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
-        not_implemented!("StreamPodSandboxStats", req)
+        route!(self, "StreamPodSandboxStats", req, sandbox_stats::stream_pod_sandbox_stats)
     }
 
     async fn update_runtime_config(
@@ -283,21 +294,21 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        not_implemented!("GetContainerEvents", req)
+        route!(self, "GetContainerEvents", req, events_subscribe::get_container_events)
     }
 
     async fn list_metric_descriptors(
         &self,
         req: Request<ListMetricDescriptorsRequest>,
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
-        not_implemented!("ListMetricDescriptors", req)
+        route!(self, "ListMetricDescriptors", req, sandbox_metrics::list_metric_descriptors)
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         req: Request<ListPodSandboxMetricsRequest>,
     ) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
-        not_implemented!("ListPodSandboxMetrics", req)
+        route!(self, "ListPodSandboxMetrics", req, sandbox_metrics::list_pod_sandbox_metrics)
     }
 
     type StreamPodSandboxMetricsStream = RpcStream<StreamPodSandboxMetricsResponse>;
@@ -306,7 +317,7 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        not_implemented!("StreamPodSandboxMetrics", req)
+        route!(self, "StreamPodSandboxMetrics", req, sandbox_metrics::stream_pod_sandbox_metrics)
     }
 
     async fn runtime_config(
@@ -320,6 +331,6 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<UpdatePodSandboxResourcesRequest>,
     ) -> Result<Response<UpdatePodSandboxResourcesResponse>, Status> {
-        not_implemented!("UpdatePodSandboxResources", req)
+        route!(self, "UpdatePodSandboxResources", req, sandbox_update::update_pod_sandbox_resources)
     }
 }

@@ -104,16 +104,35 @@ async fn run(config: Config) -> Result<()> {
     let image_service = ImageServiceServer::new(ImageApi::new(daemon.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let metrics = start_metrics(&daemon).await?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let shutdown = async {
+        shutdown_signal().await;
+        // Endless streams would hold graceful shutdown open.
+        crate::runtime::end_event_streams();
+    };
     let result = tonic::transport::Server::builder()
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
+    if let Some(task) = metrics {
+        task.abort();
+    }
     daemon.shutdown().await;
     socket::remove(&socket_path);
     info!("longshore stopped; containers keep running under their monitors");
     result.context("serving gRPC")
+}
+
+/// Serves `/metrics` when `[metrics] address` is set.
+async fn start_metrics(daemon: &Arc<Daemon>) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let address = &daemon.config.metrics.address;
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let address = address.parse().with_context(|| format!("[metrics] address {address:?}"))?;
+    crate::metrics::http::serve(address, daemon.clone()).await.map(Some)
 }
 
 async fn shutdown_signal() {

@@ -53,5 +53,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the failure is a missing file or directory: the cgroup was removed (or never
+    /// made), for callers that treat "gone" differently from "broken" (stats of a container
+    /// that has just exited).
+    pub fn is_not_found(&self) -> bool {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return io.kind() == std::io::ErrorKind::NotFound;
+            }
+            next = e.source();
+        }
+        false
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -243,6 +243,24 @@ fn delete_refuses_a_cgroup_with_live_processes() {
 }
 
 #[test]
+fn stats_of_a_removed_cgroup_say_not_found() {
+    let root = TestRoot::new();
+    let ctr = root.create("/gone");
+    ctr.stats().unwrap();
+    ctr.delete().unwrap();
+    let err = ctr.stats().unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    // A refusal that is not ENOENT is not "gone".
+    let busy = root.create("/busy");
+    let mut child = Child::sleeper();
+    child.start_in(&busy);
+    let err = busy.delete().unwrap_err();
+    assert!(!err.is_not_found(), "{err}");
+    busy.kill_all().unwrap();
+    assert!(child.killed_by_sigkill(WAIT));
+}
+
+#[test]
 fn oom_kill_count_counts_a_memory_hog() {
     let root = TestRoot::new();
     let ctr = root.create("/pod/hog");

@@ -1,0 +1,83 @@
+#!/bin/bash
+# Run the daemon's cgroup-dependent stats tests (tests/stats.rs) end to end on a pure cgroup v2
+# kernel: the real `longshore serve`, pods, containers, CNI bridge, inside the QEMU kit.
+#
+# The guest cannot reach the host's registries, so it serves the test images itself: a read-only
+# docker-registry on its own 127.0.0.1:5000 over the host's registry storage (shared into the
+# guest with -w; the registry runs in read-only mode and writes nothing there). Run
+# scripts/setup-test-host.sh once first.
+#
+#   scripts/test-stats-v2.sh [TEST-NAME-FILTER...]
+#
+# Default filters: the tests that read cgroups (CPU, working set, pod stats and metrics, pod
+# resize). Takes a few minutes (the guest's CPU is 6-20x slower). Without a VM kit or without the
+# registry storage this prints "skipped: ..." and exits 0; any other failure exits non-zero.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VM_DIR=${LONGSHORE_VM_DIR:-}
+if [ -z "$VM_DIR" ]; then
+  common=$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  for d in "$ROOT/../shared/vm" "${common:+$(dirname "$common")/../shared/vm}"; do
+    if [ -n "$d" ] && [ -x "$d/run-in-vm.sh" ]; then VM_DIR=$d; break; fi
+  done
+fi
+if [ -z "$VM_DIR" ] || [ ! -x "$VM_DIR/run-in-vm.sh" ]; then
+  echo "skipped: no VM kit (set LONGSHORE_VM_DIR)"
+  exit 0
+fi
+STORAGE=${LONGSHORE_REGISTRY_DIR:-/tmp/longshore-registry}/storage
+if [ ! -d "$STORAGE/docker" ]; then
+  echo "skipped: no registry storage at $STORAGE (run scripts/setup-test-host.sh)"
+  exit 0
+fi
+FILTERS=("$@")
+if [ ${#FILTERS[@]} -eq 0 ]; then
+  FILTERS=(a_busy_loop shm_writes pod_stats_and update_pod)
+fi
+
+echo "building the stats test binary on the host" >&2
+BIN=$(cd "$ROOT" && cargo test -p longshore --test stats --no-run --message-format=json \
+  | jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test
+    and .target.name == "stats") | .executable')
+if [ -z "$BIN" ]; then
+  echo "stats test binary not found in cargo's output" >&2
+  exit 1
+fi
+
+# Runs in the guest: $1 = registry storage, $2 = test binary, the rest = test filters.
+GUEST='set -euo pipefail
+mkdir -p /tmp/registry
+cat >/tmp/registry/config.yml <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $1
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+    readonly:
+      enabled: true
+http:
+  addr: 127.0.0.1:5000
+  secret: longshore-vm-secret
+YAML
+ip link set lo up
+modprobe bridge 2>/dev/null || true
+modprobe veth 2>/dev/null || true
+/usr/bin/docker-registry serve /tmp/registry/config.yml >/tmp/registry/log 2>&1 &
+for _ in $(seq 1 100); do
+  (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null && break
+  sleep 0.2
+done
+echo "guest cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+"$2" --test-threads=1 "${@:3}"'
+
+echo "running in a cgroup v2 guest: $(basename "$BIN") ${FILTERS[*]}" >&2
+cd "$ROOT"
+exec "$VM_DIR/run-in-vm.sh" -t "${LONGSHORE_VM_TIMEOUT:-1200}" -w "$STORAGE" \
+  bash -c "$GUEST" guest "$STORAGE" "$BIN" "${FILTERS[@]}"
