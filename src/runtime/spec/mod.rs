@@ -384,6 +384,7 @@ fn linux_section(
         cgroupns,
         userns: ns.userns,
         host,
+        cgroups_path: input.cgroups_path,
     })?;
     let devices = resources::devices(&config.devices, privileged, host)?;
     let requested = config.linux.as_ref().and_then(|l| l.resources.as_ref());

@@ -33,6 +33,8 @@ pub(crate) struct MountContext<'a> {
     /// The container gets a user namespace.
     pub(crate) userns: bool,
     pub(crate) host: &'a HostFacts,
+    /// The container's cgroup (absolute in the hierarchy), for the v1 `/sys/fs/cgroup` binds.
+    pub(crate) cgroups_path: &'a str,
 }
 
 /// The mounts plus the rootfs propagation the bind mounts require.
@@ -338,7 +340,48 @@ fn defaults(ctx: &MountContext<'_>) -> Vec<Mount> {
             &["nosuid", "noexec", "nodev", rw],
         ));
     }
-    list.push(fs_mount(SYS_FS_CGROUP, "cgroup", "cgroup", &cgroup_options));
+    // A relative cgroups path is the runtime's to resolve: only a cgroup mount can follow it.
+    if ctx.host.cgroup_v2 || !ctx.cgroups_path.starts_with('/') {
+        list.push(fs_mount(SYS_FS_CGROUP, "cgroup", "cgroup", &cgroup_options));
+    } else {
+        list.extend(v1_cgroup_mounts(ctx, rw));
+    }
+    list
+}
+
+/// cgroup v1: a tmpfs at /sys/fs/cgroup with, for every hierarchy the host mounts, the
+/// container's own cgroup bound at the same place (as runc lays it out). Written as plain binds
+/// rather than a `cgroup` mount, because youki's libcontainer resolves a v1 `cgroup` mount through
+/// the PIDs of its parent process, which breaks in a pod's shared PID namespace.
+fn v1_cgroup_mounts(ctx: &MountContext<'_>, rw: &str) -> Vec<Mount> {
+    let mut list = vec![fs_mount(
+        SYS_FS_CGROUP,
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "noexec", "nodev", "mode=755", "size=64k"],
+    )];
+    let table = mount_table(&ctx.host.mountinfo).unwrap_or_default();
+    let relative = ctx.cgroups_path.trim_start_matches('/');
+    // Named hierarchies (`name=systemd`) hold no controller and no container cgroup.
+    let managed = |e: &&MountInfo| {
+        e.fs_type == "cgroup2" || (e.fs_type == "cgroup" && !e.super_options.contains("name="))
+    };
+    for entry in table.iter().filter(managed) {
+        let Ok(name) = entry.mount_point.strip_prefix(SYS_FS_CGROUP) else { continue };
+        if name.as_os_str().is_empty() || name.components().count() != 1 {
+            continue;
+        }
+        let source = entry.mount_point.join(relative);
+        let destination = Path::new(SYS_FS_CGROUP).join(name);
+        let mut m = fs_mount(
+            &destination.to_string_lossy(),
+            "bind",
+            &source.to_string_lossy(),
+            &["rbind", "nosuid", "noexec", "nodev", rw],
+        );
+        m.set_source(Some(source));
+        list.push(m);
+    }
     list
 }
 
@@ -404,6 +447,8 @@ fn depth(path: &Path) -> usize {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MountInfo {
     pub(crate) mount_point: PathBuf,
+    /// The filesystem type (`cgroup`, `cgroup2`, `ext4`, ...).
+    pub(crate) fs_type: String,
     /// Optional fields: `shared:N`, `master:N`, `propagate_from:N`, `unbindable`.
     pub(crate) optional: Vec<String>,
     pub(crate) super_options: String,
@@ -430,6 +475,7 @@ pub(crate) fn mountinfo_entries(table: &str) -> Vec<MountInfo> {
             }
             Some(MountInfo {
                 mount_point: PathBuf::from(unescape(fields[4])),
+                fs_type: fields[sep + 1].to_string(),
                 optional: fields[6..sep].iter().map(|s| s.to_string()).collect(),
                 super_options: fields[sep + 3].to_string(),
             })
@@ -511,6 +557,7 @@ mod tests {
         // Propagation is checked against this table: the temp dir sits on "/" (shared:1).
         std::fs::write(base.join("mountinfo"), TABLE).unwrap();
         let host = HostFacts {
+            cgroup_v2: true,
             cgroup2_mount_options: vec!["nsdelegate".into()],
             mountinfo: base.join("mountinfo"),
             ..host_facts()
@@ -555,6 +602,7 @@ mod tests {
             cgroupns: false,
             userns: false,
             host,
+            cgroups_path: "/kubepods/pod1/c1",
         }
     }
 
@@ -885,5 +933,32 @@ mod tests {
         assert!(
             matches!(&err, SpecError::Precondition { field, .. } if field == "image.volumes[0]")
         );
+    }
+
+    #[test]
+    fn v1_hosts_bind_the_container_cgroup_per_hierarchy() {
+        let f = fixture();
+        let table = "\
+22 1 0:21 / / rw,relatime - ext4 /dev/vda rw
+31 22 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        std::fs::write(f.base.join("mountinfo"), table).unwrap();
+        let host = HostFacts { cgroup_v2: false, ..f.host.clone() };
+        let p = pod(&f.base);
+        let plan = super::plan(&ctx(&[], &p, &host)).unwrap();
+        assert_eq!(find(&plan, "/sys/fs/cgroup").unwrap().typ().as_deref(), Some("tmpfs"));
+        let memory = find(&plan, "/sys/fs/cgroup/memory").unwrap();
+        assert_eq!(
+            memory.source().as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory/kubepods/pod1/c1"))
+        );
+        assert!(options(memory).contains(&"ro".to_string()));
+        assert!(find(&plan, "/sys/fs/cgroup/cpu").is_some());
+        assert!(find(&plan, "/sys/fs/cgroup/unified").is_some());
+        assert!(find(&plan, "/sys/fs/cgroup/systemd").is_none(), "named hierarchies are left out");
     }
 }
