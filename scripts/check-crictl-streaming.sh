@@ -157,6 +157,14 @@ HTTPD=$(container httpd false false sh -c \
 cr start "$SLEEPER" "$HTTPD" >/dev/null
 
 # --- the checks ----------------------------------------------------------------------------------
+out=$(cr exec -s "$SLEEPER" sh -c 'echo sync-out; echo sync-err >&2' 2>&1 || true)
+check "exec -s (ExecSync) stdout" "$out" "sync-out"
+check "exec -s (ExecSync) stderr" "$out" "sync-err"
+out=$(cr exec -s "$SLEEPER" sh -c 'exit 4' 2>&1 || true)
+check "exec -s sh -c 'exit 4'" "$out" "exited with 4"
+out=$(cr exec -s --timeout 1 "$SLEEPER" sleep 30 2>&1 || true)
+check "exec -s --timeout 1 sleep 30" "$out" "DeadlineExceeded"
+
 for transport in spdy websocket; do
   out=$(echo hello-stdin | cr exec -i -r "$transport" "$SLEEPER" cat 2>&1 || true)
   check "$transport: exec -i (stdin, no tty)" "$out" "hello-stdin"

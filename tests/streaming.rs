@@ -597,6 +597,41 @@ async fn port_forward_into_the_pod_network() {
         pf.close().await;
     }
 
+    // A host-network pod forwards to the host's loopback (critest's "portforward in host
+    // network"), here to an httpd the pod runs there.
+    let host_port = 20000 + (std::process::id() % 20000) as u16;
+    let mut host_pod = d.pod_config("portforward-hostnet");
+    host_pod.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                network: NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let host_pod_id = d.run_pod(&host_pod).await;
+    let script = format!(
+        "mkdir -p /tmp/www && echo {PAGE} > /tmp/www/index.html && exec httpd -f -p 127.0.0.1:{host_port} -h /tmp/www"
+    );
+    let config = TestDaemon::container_config("httpd-hostnet", &["sh", "-c", &script]);
+    d.run_container(&host_pod_id, &host_pod, config).await;
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", host_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "httpd never listened on the host"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = port_forward_url(&mut d, &host_pod_id, &[]).await;
+    let forwarder = PortForwarder::connect(&url).await.unwrap();
+    let mut conn = forwarder.open(host_port).await.unwrap();
+    let response = http_get(&mut conn.data, true, true).await;
+    assert!(response.contains(PAGE), "{response}");
+    forwarder.close().await;
+
     // Refusals: a bad port, an unknown pod, a stopped pod.
     let err = d
         .client
