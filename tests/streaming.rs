@@ -842,3 +842,49 @@ async fn exec_sync_and_request_checks() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
 }
+
+/// Figures, not checks: `cargo test --test streaming -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn streaming_figures() {
+    let mut d = TestDaemon::start().await;
+    let (_pod, _pod_id, ctr) = pod_with_sleeper(&mut d, "figures").await;
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let begun = Instant::now();
+        exec_sync(&mut d, &ctr, &["true"], 10).await.unwrap();
+        times.push(begun.elapsed());
+    }
+    println!("ExecSync `true`: median {:?}", median(times));
+
+    for t in [Transport::Spdy, Transport::WebSocket(WsProtocol::V5)] {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let begun = Instant::now();
+            let (outcome, _, _) = run(&mut d, &ctr, t, &["true"]).await;
+            assert_eq!(outcome, CommandOutcome::Success);
+            times.push(begun.elapsed());
+        }
+        println!(
+            "{t:?} exec `true` (Exec RPC, connect, run, status): median {:?}",
+            median(times)
+        );
+
+        let size = 256 << 20;
+        let script = format!("head -c {size} /dev/zero");
+        let begun = Instant::now();
+        let (outcome, out, _) = run(&mut d, &ctr, t, &["sh", "-c", &script]).await;
+        let elapsed = begun.elapsed();
+        assert_eq!(
+            (outcome, out.bytes().len()),
+            (CommandOutcome::Success, size)
+        );
+        let mib_s = (size >> 20) as f64 / elapsed.as_secs_f64();
+        println!("{t:?} exec stdout 256 MiB: {elapsed:?} ({mib_s:.0} MiB/s)");
+    }
+}
