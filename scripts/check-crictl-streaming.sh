@@ -15,6 +15,9 @@ REPO=$(pwd)
 CRICTL=${1:?usage: $0 /path/to/crictl}
 [ -x "$CRICTL" ] || { echo "$CRICTL is not executable" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+for tool in script curl python3 ip; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed (util-linux, curl, python3, iproute2)" >&2; exit 2; }
+done
 (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null || {
   echo "no test registry on 127.0.0.1:5000: run scripts/setup-test-host.sh first" >&2; exit 2; }
 
