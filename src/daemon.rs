@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use anyhow::{Context, Result};
 use longshore_config::Config;
@@ -38,6 +38,8 @@ pub struct Daemon {
     pub snapshots: Arc<longshore_snapshot::Snapshotter>,
     /// Node-wide settings for every container's OCI spec.
     pub spec_settings: crate::runtime::spec::SpecSettings,
+    /// The exec/attach/port-forward server, set once by [`Daemon::start_streaming`].
+    pub streaming: OnceLock<longshore_streaming::StreamingServer>,
 }
 
 impl Daemon {
@@ -87,12 +89,29 @@ impl Daemon {
             names: NameRegistry::default(),
             events: EventBus::new(),
             helper_exe,
+            streaming: OnceLock::new(),
         };
         Ok(daemon)
     }
 
-    /// Stops background work at shutdown. Containers and their monitors keep running.
-    pub async fn shutdown(&self) {}
+    /// Starts the streaming server behind Exec, Attach and PortForward URLs. Call once, after
+    /// `open`, on the daemon's runtime; the server reaches back to the daemon through a weak
+    /// reference.
+    pub async fn start_streaming(self: &Arc<Self>) -> Result<()> {
+        let server = crate::streaming_backend::start(self).await?;
+        if self.streaming.set(server).is_err() {
+            anyhow::bail!("the streaming server was already started");
+        }
+        Ok(())
+    }
+
+    /// Stops background work at shutdown: the streaming server takes no new connections
+    /// (sessions under way end with their command). Containers and their monitors keep running.
+    pub async fn shutdown(&self) {
+        if let Some(server) = self.streaming.get() {
+            server.shutdown();
+        }
+    }
 
     /// A pod by id.
     pub fn pod(&self, id: &str) -> Option<Arc<Pod>> {

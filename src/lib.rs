@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod streaming_backend;
 pub mod version;
 
 /// The body of `longshore monitor`: one small process per running container.

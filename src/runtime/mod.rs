@@ -1,9 +1,12 @@
 //! RuntimeService: pods, containers, streaming, stats and events. One file per RPC; this file
 //! only routes each RPC through [`crate::server::rpc`] to its handler.
 
+mod container_attach;
 mod container_cgroup;
 mod container_create;
 mod container_events;
+mod container_exec;
+mod container_exec_sync;
 mod container_exit;
 pub use container_exit::recover_container;
 mod container_list;
@@ -28,6 +31,7 @@ mod pod_teardown;
 mod runtime_config;
 mod sandbox_list;
 mod sandbox_metrics;
+mod sandbox_portforward;
 mod sandbox_remove;
 mod sandbox_run;
 mod sandbox_stats;
@@ -206,22 +210,22 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<ExecSyncRequest>,
     ) -> Result<Response<ExecSyncResponse>, Status> {
-        not_implemented!("ExecSync", req)
+        route!(self, "ExecSync", req, container_exec_sync::exec_sync)
     }
 
     async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
-        not_implemented!("Exec", req)
+        route!(self, "Exec", req, container_exec::exec)
     }
 
     async fn attach(&self, req: Request<AttachRequest>) -> Result<Response<AttachResponse>, Status> {
-        not_implemented!("Attach", req)
+        route!(self, "Attach", req, container_attach::attach)
     }
 
     async fn port_forward(
         &self,
         req: Request<PortForwardRequest>,
     ) -> Result<Response<PortForwardResponse>, Status> {
-        not_implemented!("PortForward", req)
+        route!(self, "PortForward", req, sandbox_portforward::port_forward)
     }
 
     async fn container_stats(

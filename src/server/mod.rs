@@ -95,6 +95,7 @@ async fn run(config: Config) -> Result<()> {
     let group = config.grpc.group.clone();
     let daemon = Arc::new(Daemon::open(config).await?);
     crate::recovery::recover(&daemon).await.context("recovering state")?;
+    daemon.start_streaming().await?;
     let listener = socket::bind(&socket_path, &group)?;
     info!(socket = %socket_path.display(), version = crate::version::VERSION, "longshore is serving CRI");
 

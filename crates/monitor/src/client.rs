@@ -353,6 +353,10 @@ pub struct ExecSpec {
     pub stdin: bool,
     /// Kill the process (SIGKILL) when it runs longer than this (ExecSync's timeout).
     pub timeout: Option<Duration>,
+    /// With `tty`: the terminal's size (columns, rows) before the process runs, so that a
+    /// command reading it at once (`stty size`, a shell's first prompt) sees the client's
+    /// window rather than 0×0. Later changes go through [`ExecSession::resize`].
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// How an exec process ended.
@@ -392,6 +396,14 @@ impl ExecSession {
             }),
             other => Err(self.conn.unexpected(format!("{other:?}"))),
         }
+    }
+
+    /// Closes the session's own handle on the exec's terminal, kept for [`Self::resize`].
+    /// Once the caller has dropped the terminal streams it took as well, the terminal hangs
+    /// up: the kernel sends SIGHUP to the process's session, as when a terminal window closes
+    /// (how a terminal exec ends when its client goes away). Resizing fails afterwards.
+    pub fn close_terminal(&mut self) {
+        self.terminal = None;
     }
 
     /// Sets the exec terminal's size (columns × rows).
@@ -521,6 +533,7 @@ impl MonitorClient {
             timeout_ms: spec
                 .timeout
                 .map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+            console_size: spec.console_size.filter(|_| spec.tty),
         });
         let (mut conn, answer) = self.call(req).await?;
         let Response::ExecStarted { pid, stdin, tty } = answer else {

@@ -12,7 +12,7 @@
 //! loop goes on, and is finished when the reaper collects it.
 
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use crate::executor::{Executor, PendingExec, ProcessIo, Stdio};
 use crate::protocol::{ExecRequest, Response};
 use crate::records::write_atomic;
 use crate::stdio::{dev_null, pipe};
-use crate::terminal::ConsoleSocket;
+use crate::terminal::{ConsoleSocket, set_window_size};
 
 /// The bundle's spec, whose `process` an exec starts from.
 const BUNDLE_CONFIG: &str = "config.json";
@@ -69,6 +69,12 @@ struct Pending {
     client_fds: Vec<OwnedFd>,
     stdin: bool,
     console: Option<ConsoleSocket>,
+    /// The pty master, taken from the console socket as soon as the runtime sent it.
+    master: Option<OwnedFd>,
+    /// The console socket failed; `creator_done` reports it.
+    console_failed: bool,
+    /// The terminal's first size (columns, rows).
+    console_size: Option<(u16, u16)>,
     deadline: Option<Instant>,
     process_file: PathBuf,
     since: u64,
@@ -129,6 +135,9 @@ impl Execs {
                     client_fds,
                     stdin: req.stdin,
                     console,
+                    master: None,
+                    console_failed: false,
+                    console_size: req.console_size,
                     deadline,
                     process_file,
                     since: seq,
@@ -235,7 +244,9 @@ impl Execs {
             conn,
             mut client_fds,
             stdin,
-            console,
+            mut console,
+            master,
+            console_size,
             deadline,
             since,
             client_gone,
@@ -254,8 +265,14 @@ impl Execs {
                 return;
             }
         };
-        if let Some(console) = &console {
-            match console.receive_master(MASTER_TIMEOUT) {
+        if let Some(console) = &mut console {
+            let received = match master {
+                Some(master) => Ok(master),
+                None => console.receive_master(MASTER_TIMEOUT).inspect(|master| {
+                    apply_console_size(master.as_fd(), console_size);
+                }),
+            };
+            match received {
                 Ok(master) => {
                     if stdin {
                         match master.try_clone() {
@@ -349,6 +366,39 @@ impl Execs {
         pending.chain(running).flatten().min()
     }
 
+    /// Console sockets of terminal execs whose pty master has not arrived yet.
+    pub(crate) fn poll_consoles(&self) -> impl Iterator<Item = (u64, BorrowedFd<'_>)> {
+        self.pending
+            .iter()
+            .filter(|p| p.master.is_none() && !p.console_failed)
+            .filter_map(|p| p.console.as_ref().map(|c| (p.id, c.poll_fd())))
+    }
+
+    /// Exec `id`'s console socket is readable: take the pty master the moment the runtime
+    /// sends it and give the terminal its first size. The runtime sends the master early in
+    /// the process's setup, well before it runs the command, so the command starts with the
+    /// client's size rather than 0×0 (libcontainer has no `consoleSize`; runc gets it in the
+    /// process file as well).
+    pub(crate) fn console_ready(&mut self, id: u64) {
+        let Some(p) = self.pending.iter_mut().find(|p| p.id == id) else {
+            return;
+        };
+        let Some(console) = p.console.as_mut() else {
+            return;
+        };
+        match console.try_receive_master() {
+            Ok(Some(master)) => {
+                apply_console_size(master.as_fd(), p.console_size);
+                p.master = Some(master);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "exec console socket failed");
+                p.console_failed = true;
+            }
+        }
+    }
+
     /// Connections to watch for a client hanging up.
     pub(crate) fn poll_conns(&self) -> impl Iterator<Item = (u64, &UnixStream)> {
         let pending = self
@@ -404,6 +454,14 @@ impl Execs {
     }
 }
 
+fn apply_console_size(master: BorrowedFd<'_>, size: Option<(u16, u16)>) {
+    if let Some((width, height)) = size
+        && let Err(e) = set_window_size(master, width, height)
+    {
+        tracing::warn!(error = %e, "setting the exec terminal's first size");
+    }
+}
+
 fn report_exit(running: &Running, exit: ChildExit) {
     if running.client_gone {
         return;
@@ -438,7 +496,15 @@ fn merge_process(mut process: Value, req: &ExecRequest) -> Result<Value, String>
         .ok_or_else(|| "bundle process is not an object".to_owned())?;
     obj.insert("args".into(), Value::from(req.args.clone()));
     obj.insert("terminal".into(), Value::from(req.tty));
-    obj.remove("consoleSize");
+    match req.console_size.filter(|_| req.tty) {
+        Some((width, height)) => {
+            let size = serde_json::json!({ "width": width, "height": height });
+            obj.insert("consoleSize".into(), size);
+        }
+        None => {
+            obj.remove("consoleSize");
+        }
+    }
     if let Some(cwd) = &req.cwd {
         obj.insert("cwd".into(), Value::from(cwd.clone()));
     }
@@ -473,6 +539,7 @@ mod tests {
             tty: true,
             stdin: false,
             timeout_ms: None,
+            console_size: None,
         }
     }
 
@@ -494,6 +561,17 @@ mod tests {
         assert_eq!(p["terminal"], json!(true));
         assert_eq!(p["user"]["uid"], json!(1000));
         assert_eq!(p["capabilities"]["bounding"], json!(["CAP_KILL"]));
+        assert!(p.get("consoleSize").is_none());
+    }
+
+    #[test]
+    fn a_terminal_exec_gets_its_first_size() {
+        let mut r = req(&["sh"], &[], None);
+        r.console_size = Some((120, 40));
+        let p = merge_process(json!({}), &r).unwrap();
+        assert_eq!(p["consoleSize"], json!({"width": 120, "height": 40}));
+        r.tty = false;
+        let p = merge_process(json!({"consoleSize": {"width": 1, "height": 1}}), &r).unwrap();
         assert!(p.get("consoleSize").is_none());
     }
 

@@ -46,6 +46,9 @@ pub(crate) struct ExecRequest {
     pub tty: bool,
     pub stdin: bool,
     pub timeout_ms: Option<u64>,
+    /// Columns and rows of a terminal exec's first size; absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// A response from the monitor.
@@ -201,6 +204,7 @@ mod tests {
             tty: false,
             stdin: true,
             timeout_ms: Some(5),
+            console_size: Some((80, 24)),
         });
         let mut fb = FrameBuf::default();
         fb.push(&encode(&req).unwrap());

@@ -77,6 +77,7 @@ enum Token {
     Conn(u64),
     Attach(AttachFd),
     Exec(u64),
+    Console(u64),
 }
 
 /// The fds one poll call watches, and what each one is.
@@ -242,6 +243,9 @@ impl Server {
         for (id, conn) in self.execs.poll_conns() {
             set.add(Token::Exec(id), conn.as_fd(), PollFlags::POLLIN);
         }
+        for (id, fd) in self.execs.poll_consoles() {
+            set.add(Token::Console(id), fd, PollFlags::POLLIN);
+        }
         set.poll(self.poll_timeout())
     }
 
@@ -277,6 +281,7 @@ impl Server {
                 self.attaches.flush(id, index);
             }
             Token::Exec(id) => self.execs.check_hangup(id),
+            Token::Console(id) => self.execs.console_ready(id),
         }
     }
 
@@ -574,7 +579,7 @@ fn start_container(
         return Ok((pid, ours));
     }
     let path = cfg.state_dir.join(CONSOLE_SOCKET_FILE);
-    let console =
+    let mut console =
         ConsoleSocket::bind(&path).map_err(|e| format!("binding {}: {e}", path.display()))?;
     let pid = executor
         .start(ProcessIo::Terminal {

@@ -6,7 +6,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ pub(crate) struct ConsoleSocket {
     listener: UnixListener,
     path: PathBuf,
     short: SocketPath,
+    /// The runtime's connection, once accepted.
+    conn: Option<UnixStream>,
 }
 
 impl ConsoleSocket {
@@ -36,6 +38,7 @@ impl ConsoleSocket {
             listener,
             path: path.to_path_buf(),
             short,
+            conn: None,
         })
     }
 
@@ -46,23 +49,46 @@ impl ConsoleSocket {
 
     /// Accepts the runtime's connection and takes the pty master from it. The runtime sends
     /// it before its create returns, so this normally finds it at once.
-    pub(crate) fn receive_master(&self, timeout: Duration) -> io::Result<OwnedFd> {
+    pub(crate) fn receive_master(&mut self, timeout: Duration) -> io::Result<OwnedFd> {
         let deadline = Instant::now() + timeout;
-        let (stream, _) = loop {
+        loop {
+            if let Some(master) = self.try_receive_master()? {
+                return Ok(master);
+            }
+            wait_readable(self.poll_fd(), deadline)?;
+        }
+    }
+
+    /// What to poll while the master has not arrived: the listener until the runtime
+    /// connects, then its connection.
+    pub(crate) fn poll_fd(&self) -> BorrowedFd<'_> {
+        match &self.conn {
+            Some(conn) => conn.as_fd(),
+            None => self.listener.as_fd(),
+        }
+    }
+
+    /// One step towards the master without blocking: accepts the runtime's connection, then
+    /// takes the master once it is there. `Ok(None)` means not yet.
+    pub(crate) fn try_receive_master(&mut self) -> io::Result<Option<OwnedFd>> {
+        if self.conn.is_none() {
             match self.listener.accept() {
-                Ok(conn) => break conn,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_readable(self.listener.as_fd(), deadline)?
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(true)?;
+                    self.conn = Some(stream);
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(e),
             }
+        }
+        let Some(stream) = &self.conn else {
+            return Ok(None);
         };
-        stream.set_nonblocking(true)?;
         let mut buf = [0u8; 256];
         let mut fds = Vec::new();
         loop {
             match recv_with_fds(stream.as_fd(), &mut buf, &mut fds, MsgFlags::empty()) {
-                Ok(_) if !fds.is_empty() => return Ok(fds.swap_remove(0)),
+                Ok(_) if !fds.is_empty() => return Ok(Some(fds.swap_remove(0))),
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -70,7 +96,7 @@ impl ConsoleSocket {
                     ));
                 }
                 Ok(_) => {}
-                Err(nix::errno::Errno::EAGAIN) => wait_readable(stream.as_fd(), deadline)?,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }

@@ -271,6 +271,47 @@ async fn exec_with_a_terminal(kind: Kind) {
     h.wait_monitor_exit().await;
 }
 
+async fn exec_terminal_starts_with_its_first_size(kind: Kind) {
+    let mut h = Harness::new(kind);
+    h.write_spec(&["sleep", "1000"], &opts());
+    h.spawn(&h.config()).await.expect("spawn");
+    let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+    // `stty size` reads the size at once: it must be there before the command runs.
+    for _ in 0..5 {
+        let mut spec = exec(&["stty", "size"]);
+        spec.tty = true;
+        spec.console_size = Some((77, 33));
+        let mut session = client.exec(&spec).await.expect("exec");
+        let mut out = session.stdout.take().expect("terminal");
+        assert_eq!(read_all(&mut out).await, "33 77\r\n");
+        assert_eq!(session.wait().await.expect("wait").exit_code, 0);
+    }
+    client.signal(9).await.expect("kill");
+    h.wait_monitor_exit().await;
+}
+
+async fn exec_terminal_hangs_up_when_closed(kind: Kind) {
+    let mut h = Harness::new(kind);
+    h.write_spec(&["sleep", "1000"], &opts());
+    h.spawn(&h.config()).await.expect("spawn");
+    let client = MonitorClient::connect(&h.state_dir).await.expect("connect");
+    let mut spec = exec(&["sleep", "1000"]);
+    spec.tty = true;
+    spec.stdin = true;
+    let mut session = client.exec(&spec).await.expect("exec");
+    drop(session.stdin.take());
+    drop(session.stdout.take());
+    session.close_terminal();
+    assert!(session.resize(80, 24).is_err());
+    let done = tokio::time::timeout(Duration::from_secs(20), session.wait())
+        .await
+        .expect("the process outlived its terminal")
+        .expect("wait");
+    assert_eq!(done.exit_code, 129, "SIGHUP");
+    client.signal(9).await.expect("kill");
+    h.wait_monitor_exit().await;
+}
+
 const ECHO_LOOP: &str = "while read l; do echo got:$l; done; echo stdin-closed";
 
 async fn attach_sees_new_output_and_writes_stdin(kind: Kind) {
@@ -633,6 +674,8 @@ both_executors!(
     exec_with_stdin_closed_midway,
     exec_timeout_kills_the_process,
     exec_with_a_terminal,
+    exec_terminal_starts_with_its_first_size,
+    exec_terminal_hangs_up_when_closed,
     attach_sees_new_output_and_writes_stdin,
     stdin_once_closes_stdin_after_the_first_attach,
     stdin_once_on_a_terminal_types_eof,
