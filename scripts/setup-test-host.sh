@@ -23,6 +23,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 
+# Debian's dynamic busybox for the test images (it conflicts with busybox-static as an installed
+# package, so it is only downloaded and unpacked).
+BUSYBOX_ROOT="${LONGSHORE_BUSYBOX_ROOT:-/var/cache/longshore-test/busybox}"
+if [ ! -x "$BUSYBOX_ROOT/bin/busybox" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download busybox >/dev/null 2>&1 || { apt-get update -qq && apt-get download busybox >/dev/null 2>&1; }; })
+  mkdir -p "$BUSYBOX_ROOT"
+  dpkg-deb -x "$tmp"/busybox_*.deb "$BUSYBOX_ROOT"
+  rm -rf "$tmp"
+fi
+export LONGSHORE_BUSYBOX_ROOT="$BUSYBOX_ROOT"
+
 REGISTRY_DIR="${LONGSHORE_REGISTRY_DIR:-/tmp/longshore-registry}"
 tests/registry/start.sh "$REGISTRY_DIR"
 python3 tests/images/build_images.py --out "$REGISTRY_DIR/images" --registry-storage "$REGISTRY_DIR/storage" ${LONGSHORE_BENCH_IMAGES:+--bench}

@@ -119,7 +119,7 @@ async fn security_context_is_enforced() {
     assert_eq!((linux_user.uid, linux_user.gid), (1234, 5678));
 
     let seccomp = with_security(
-        TestDaemon::container_config("seccomp", &["sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true && echo unshared || echo blocked"]),
+        TestDaemon::container_config("seccomp", &["sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true && echo unshared || echo blocked; exec sleep 3600"]),
         LinuxContainerSecurityContext {
             seccomp: Some(SecurityProfile { profile_type: security_profile::ProfileType::RuntimeDefault as i32, ..Default::default() }),
             ..Default::default()
@@ -129,6 +129,20 @@ async fn security_context_is_enforced() {
     let lines = wait_for_log(&mut d, &seccomp, "Seccomp").await;
     assert!(lines.iter().any(|l| l.ends_with('2')), "{lines:?}");
     wait_for_log(&mut d, &seccomp, "blocked").await;
+    // A process exec'd into the container is under the same filter.
+    let out = d
+        .client
+        .runtime
+        .exec_sync(ExecSyncRequest {
+            container_id: seccomp.clone(),
+            cmd: vec!["grep".into(), "Seccomp:".into(), "/proc/self/status".into()],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.trim_end().ends_with('2'), "exec'd process filtered: {text:?}");
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }

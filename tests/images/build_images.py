@@ -15,6 +15,7 @@ It writes OUT/digests.json: "repo:tag" -> manifest digest as pushed, for tests t
 """
 
 import argparse
+import tempfile
 import gzip
 import hashlib
 import io
@@ -29,6 +30,10 @@ import urllib.error
 import urllib.request
 
 BUSYBOX = "/bin/busybox"
+# Debian's dynamic busybox (package `busybox`, unpacked by scripts/setup-test-host.sh), used when
+# present: unlike busybox-static it runs `ls` & co. through exec, as the official busybox image
+# does, so a masked /bin/ls is really refused (critest's MaskedPaths spec needs that).
+BUSYBOX_ROOT = os.environ.get("LONGSHORE_BUSYBOX_ROOT", "")
 MTIME = 1700000000  # fixed mtime for every tar entry
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -127,6 +132,73 @@ def gz(data: bytes, level=6) -> bytes:
     return gzip.compress(data, compresslevel=level, mtime=0)
 
 
+EXTRA_TOOLS = {
+    "pgrep": """#!/bin/sh
+# pgrep NAME: PIDs of processes whose name contains NAME (this busybox lacks the applet).
+[ -n "$1" ] || exit 2
+found=1
+for d in /proc/[0-9]*; do
+  read -r comm < "$d/comm" 2>/dev/null || continue
+  case "$comm" in *"$1"*) echo "${d#/proc/}"; found=0 ;; esac
+done
+exit $found
+""",
+    "ipcs": """#!/bin/sh
+# ipcs [-m]: System V shared memory segments of this IPC namespace (this busybox lacks the applet).
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch"
+tail -n +2 /proc/sysvipc/shm | while read -r key shmid perms size cpid lpid nattch uid rest; do
+  printf '0x%08x %-10s %-10s %-10s %-10s %-10s\\n' "$key" "$shmid" "$uid" "$perms" "$size" "$nattch"
+done
+""",
+}
+
+NNP_SOURCE = """#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("Effective uid: %d\\n", (int)geteuid()); return 0; }
+"""
+
+
+def compile_static(source: str) -> bytes:
+    """A small static binary from C source, with the machine's gcc (deterministic flags)."""
+    with tempfile.TemporaryDirectory() as d:
+        c, out = os.path.join(d, "p.c"), os.path.join(d, "p")
+        with open(c, "w") as f:
+            f.write(source)
+        subprocess.run(["gcc", "-static", "-Os", "-s", "-o", out, c], check=True,
+                       env={**os.environ, "SOURCE_DATE_EPOCH": "0"})
+        with open(out, "rb") as f:
+            return f.read()
+
+
+# nginx stand-in: a process named nginx (pidof finds it) whose command line says "master process",
+# writing /var/run/nginx.pid and serving /usr/share/nginx/html on port 80 with busybox httpd.
+NGINX_SCRIPT = """#!/bin/sh
+echo $$ > /var/run/nginx.pid
+httpd -f -p 80 -h /usr/share/nginx/html &
+trap 'kill $! 2>/dev/null; exit 0' TERM QUIT INT
+wait
+"""
+
+
+def add_shared_libraries(t: "Tree", binary: str):
+    """Copies the shared libraries `binary` needs (per ldd) to the same paths in the image."""
+    out = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+    for line in sorted(out.splitlines()):
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if not path.startswith("/"):
+            continue  # the vdso
+        real = os.path.realpath(path)
+        rel = path.lstrip("/")
+        parent = os.path.dirname(rel)
+        chain = parent.split("/")
+        for i in range(1, len(chain) + 1):
+            t.dir("/".join(chain[:i]))
+        with open(real, "rb") as f:
+            t.file(rel, f.read(), 0o755)
+
+
 def busybox_tree(index_html=None, www_dir=None) -> Tree:
     t = Tree()
     for d in ["bin", "dev", "etc", "home", "proc", "sys", "usr", "usr/bin", "var", "var/run", "var/www"]:
@@ -135,13 +207,22 @@ def busybox_tree(index_html=None, www_dir=None) -> Tree:
     t.dir("tmp", 0o1777)
     for user in ("test1", "test2", "test3"):
         t.dir("home/" + user, 0o755, int(user[-1]) + 1000, int(user[-1]) + 1000)
-    with open(BUSYBOX, "rb") as f:
+    busybox = BUSYBOX
+    dynamic = os.path.join(BUSYBOX_ROOT, "bin/busybox") if BUSYBOX_ROOT else ""
+    if dynamic and os.path.exists(dynamic):
+        busybox = dynamic
+        add_shared_libraries(t, dynamic)
+    with open(busybox, "rb") as f:
         t.file("bin/busybox", f.read(), 0o755)
-    applets = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True).stdout.split()
+    applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
     for applet in applets:
         if applet != "busybox":
             # The official busybox image hard-links its applets: it exercises hard links on every pull.
             t.hardlink("bin/" + applet, "bin/busybox")
+    # Debian's busybox-static has no pgrep or ipcs; critest runs both inside its containers.
+    for name, script in EXTRA_TOOLS.items():
+        if name not in applets:
+            t.file("bin/" + name, script.encode(), 0o755)
     t.symlink("usr/bin/env", "/bin/env")
     t.file("etc/passwd", PASSWD.encode())
     t.file("etc/group", GROUP.encode())
@@ -365,7 +446,7 @@ class Builder:
             parts = parent.split("/") if parent else []
             for i in range(1, len(parts) + 1):
                 t.dir("/".join(parts[:i]))
-            t.file(path, data)
+            t.file(path, data, 0o755 if data.startswith(b"#!") else 0o644)
         return self.simple(repo, tags, [self.base_layer(), gzip_layer(t.tar())], config)
 
     # --- upstream-named images (kubernetes e2e and cri-tools)
@@ -381,17 +462,30 @@ class Builder:
         self.simple("pause", ["3.10", "3.9"], [base, gzip_layer(pause_tree.tar())], pause_cfg)
 
         nginx_html = "<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n"
-        nginx_cmd = ["/bin/sh", "-c",
-                     "echo $$ > /var/run/nginx.pid; exec httpd -f -p 80 -h /usr/share/nginx/html"]
+        nginx_cmd = ["/usr/sbin/nginx", "master process", "-g", "daemon off;"]
         self.with_files("e2e-test-images/nginx", ["1.14-2"],
-                        {"usr/share/nginx/html/index.html": nginx_html.encode()},
+                        {"usr/share/nginx/html/index.html": nginx_html.encode(),
+                         "usr/sbin/nginx": NGINX_SCRIPT.encode()},
                         image_config(cmd=nginx_cmd, ports=["80/tcp"], stop_signal="SIGQUIT"))
+        # Like the official image's httpd-foreground: Apache logs a line naming httpd at start
+        # (critest's multi-container log spec looks for it), then serves in the foreground.
+        httpd_foreground = (b"#!/bin/sh\n"
+                            b"echo 'httpd: busybox httpd serving /usr/local/apache2/htdocs on port 80' >&2\n"
+                            b"exec httpd -f -p 80 -h /usr/local/apache2/htdocs\n")
         self.with_files("e2e-test-images/httpd", ["2.4.39-4"],
-                        {"usr/local/apache2/htdocs/index.html": b"<html><body><h1>It works!</h1></body></html>\n"},
-                        image_config(cmd=["httpd", "-f", "-p", "80", "-h", "/usr/local/apache2/htdocs"],
-                                     ports=["80/tcp"], workdir="/usr/local/apache2"))
-        self.with_files("e2e-test-images/nonewprivs", ["1.3"], {"usr/local/bin/nnp-info": b"nonewprivs test image\n"},
-                        image_config(cmd=["sh"]))
+                        {"usr/local/apache2/htdocs/index.html": b"<html><body><h1>It works!</h1></body></html>\n",
+                         "usr/local/bin/httpd-foreground": httpd_foreground},
+                        image_config(cmd=["/usr/local/bin/httpd-foreground"], ports=["80/tcp"],
+                                     workdir="/usr/local/apache2"))
+        # A setuid-root program printing its effective uid: with no_new_privs it stays the
+        # caller's, without it becomes 0 (critest's NoNewPrivs specs read this line).
+        nnp = Tree()
+        nnp.dir("usr")
+        nnp.dir("usr/local")
+        nnp.dir("usr/local/bin")
+        nnp.file("usr/local/bin/nnp", compile_static(NNP_SOURCE), 0o4755)
+        self.simple("e2e-test-images/nonewprivs", ["1.3"], [self.base_layer(), gzip_layer(nnp.tar())],
+                    image_config(cmd=["/usr/local/bin/nnp"]))
         self.with_files("k8s-staging-cri-tools/hostnet-nginx-amd64", ["latest"],
                         {"www/index.html": nginx_html.encode()},
                         image_config(cmd=["httpd", "-f", "-p", "12003", "-h", "/www"], ports=["12003/tcp"]))

@@ -101,7 +101,12 @@ impl Embedded {
 
     /// Runs in the creator child: start the process from `process_json` in the container.
     fn exec(&self, process_json: &Path, io: ProcessIo<'_>) -> Result<i32, String> {
+        let config = self.bundle.join("config.json");
+        let spec = libcontainer::oci_spec::runtime::Spec::load(&config)
+            .map_err(|e| format!("reading {}: {e}", config.display()))?;
+        let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
         self.builder(io)?
+            .with_executor(super::tenant_seccomp::TenantSeccomp { seccomp })
             .as_tenant()
             .with_process(Some(process_json))
             .with_detach(true)

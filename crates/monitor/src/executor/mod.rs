@@ -9,6 +9,7 @@
 //! Doing libcontainer's work in a fork also keeps its memory out of the long-lived monitor.
 
 pub(crate) mod embedded;
+mod tenant_seccomp;
 pub(crate) mod external;
 
 use std::io;
