@@ -65,16 +65,17 @@ impl Daemon {
         })
         .context("setting up CNI")?;
         let hierarchy = longshore_cgroups::Hierarchy::detect().context("detecting cgroups")?;
-        let images = longshore_image::ImageStore::open(&config.root, db.clone(), image_config(&config))
-            .context("opening the image store")?;
+        let images =
+            longshore_image::ImageStore::open(&config.root, db.clone(), image_config(&config))
+                .context("opening the image store")?;
         let snapshots = images.snapshotter().clone();
         let spec_settings = crate::runtime::spec::SpecSettings::from_config(
             &config.containers,
             crate::runtime::spec::HostFacts::detect(),
         )
         .map_err(|e| anyhow::anyhow!("[containers]: {e}"))?;
-        let cgroup_root = longshore_cgroups::CgroupPath::new(&config.cgroups.root)
-            .context("[cgroups] root")?;
+        let cgroup_root =
+            longshore_cgroups::CgroupPath::new(&config.cgroups.root).context("[cgroups] root")?;
         let daemon = Daemon {
             cni: Arc::new(cni),
             images: Arc::new(images),
@@ -115,22 +116,40 @@ impl Daemon {
 
     /// A pod by id.
     pub fn pod(&self, id: &str) -> Option<Arc<Pod>> {
-        self.pods.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.pods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// A container by id.
     pub fn container(&self, id: &str) -> Option<Arc<Container>> {
-        self.containers.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.containers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Every pod.
     pub fn all_pods(&self) -> Vec<Arc<Pod>> {
-        self.pods.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.pods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Every container.
     pub fn all_containers(&self) -> Vec<Arc<Container>> {
-        self.containers.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.containers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -170,6 +189,10 @@ impl Daemon {
     /// Whether pods can get a network now.
     pub fn network_status(&self) -> NetworkStatus {
         let s = self.cni.status();
-        NetworkStatus { ready: s.ready, reason: s.reason, message: s.message }
+        NetworkStatus {
+            ready: s.ready,
+            reason: s.reason,
+            message: s.message,
+        }
     }
 }

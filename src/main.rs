@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "longshore", version, about = "A Kubernetes CRI container runtime")]
+#[command(
+    name = "longshore",
+    version,
+    about = "A Kubernetes CRI container runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,22 +66,24 @@ fn main() -> ExitCode {
             println!("{}", longshore::version::long_version());
             ExitCode::SUCCESS
         }
-        Command::Config { what: ConfigCommand::Default } => {
+        Command::Config {
+            what: ConfigCommand::Default,
+        } => {
             print!("{}", longshore_config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
-        Command::Config { what: ConfigCommand::Check { file } } => {
-            match longshore_config::Config::load(&file, true) {
-                Ok(config) => {
-                    println!("{config:#?}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("longshore: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Config {
+            what: ConfigCommand::Check { file },
+        } => match longshore_config::Config::load(&file, true) {
+            Ok(config) => {
+                println!("{config:#?}");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("longshore: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -35,7 +35,10 @@ pub async fn recover(d: &Arc<Daemon>) -> anyhow::Result<()> {
             ready += 1;
         }
         let _ = d.names.reserve(&Pod::full_name(&pod.config), &id);
-        d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, pod);
+        d.pods
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, pod);
     }
     for record in containers {
         let id = record.id.clone();
@@ -47,14 +50,25 @@ pub async fn recover(d: &Arc<Daemon>) -> anyhow::Result<()> {
             }
         };
         if let Some(pod) = d.pod(&container.pod_id) {
-            let _ = d.names.reserve(&Container::full_name(&container.config, &pod.config), &id);
+            let _ = d
+                .names
+                .reserve(&Container::full_name(&container.config, &pod.config), &id);
         }
-        d.containers.write().unwrap_or_else(|p| p.into_inner()).insert(id, container.clone());
+        d.containers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, container.clone());
         if recover_container(d, &container) {
             running += 1;
         }
     }
-    info!(pods = d.all_pods().len(), ready, containers = d.all_containers().len(), running, "state recovered");
+    info!(
+        pods = d.all_pods().len(),
+        ready,
+        containers = d.all_containers().len(),
+        running,
+        "state recovered"
+    );
     Ok(())
 }
 
@@ -70,5 +84,7 @@ fn pins_present(pod: &Pod) -> bool {
 
 fn is_nsfs(path: &std::path::Path) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;
-    nix::sys::statfs::statfs(path).map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC).unwrap_or(false)
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 == NSFS_MAGIC)
+        .unwrap_or(false)
 }

@@ -27,11 +27,17 @@ async fn wait_for_log(d: &mut TestDaemon, id: &str, needle: &str) -> Vec<String>
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{needle:?} never appeared in {path}: {:?}\n{}", log_lines(&path), d.daemon_log());
+    panic!(
+        "{needle:?} never appeared in {path}: {:?}\n{}",
+        log_lines(&path),
+        d.daemon_log()
+    );
 }
 
 fn with_security(mut c: ContainerConfig, sc: LinuxContainerSecurityContext) -> ContainerConfig {
-    c.linux.get_or_insert_with(Default::default).security_context = Some(sc);
+    c.linux
+        .get_or_insert_with(Default::default)
+        .security_context = Some(sc);
     c
 }
 
@@ -43,36 +49,76 @@ async fn containers_of_a_pod_share_ipc_pid_uts_and_shm() {
     pod.hostname = "shared-host".into();
     pod.linux = Some(LinuxPodSandboxConfig {
         security_context: Some(LinuxSandboxSecurityContext {
-            namespace_options: Some(NamespaceOption { pid: NamespaceMode::Pod as i32, ..Default::default() }),
+            namespace_options: Some(NamespaceOption {
+                pid: NamespaceMode::Pod as i32,
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
     });
     let pod_id = d.run_pod(&pod).await;
-    let shared_pid = NamespaceOption { pid: NamespaceMode::Pod as i32, ..Default::default() };
-    let sc = LinuxContainerSecurityContext { namespace_options: Some(shared_pid), ..Default::default() };
+    let shared_pid = NamespaceOption {
+        pid: NamespaceMode::Pod as i32,
+        ..Default::default()
+    };
+    let sc = LinuxContainerSecurityContext {
+        namespace_options: Some(shared_pid),
+        ..Default::default()
+    };
     let a = with_security(
-        TestDaemon::container_config("a", &["sh", "-c", "echo from-a > /dev/shm/flag; hostname; exec sleep 3600"]),
+        TestDaemon::container_config(
+            "a",
+            &[
+                "sh",
+                "-c",
+                "echo from-a > /dev/shm/flag; hostname; exec sleep 3600",
+            ],
+        ),
         sc.clone(),
     );
     let a = d.run_container(&pod_id, &pod, a).await;
     wait_for_log(&mut d, &a, "shared-host").await;
     let b = with_security(
-        TestDaemon::container_config("b", &["sh", "-c", "cat /dev/shm/flag; hostname; ps; readlink /proc/self/ns/ipc; sleep 3600"]),
+        TestDaemon::container_config(
+            "b",
+            &[
+                "sh",
+                "-c",
+                "cat /dev/shm/flag; hostname; ps; readlink /proc/self/ns/ipc; sleep 3600",
+            ],
+        ),
         sc,
     );
     let b = d.run_container(&pod_id, &pod, b).await;
     let lines = wait_for_log(&mut d, &b, "ipc:").await;
     assert!(lines.iter().any(|l| l == "from-a"), "shm shared: {lines:?}");
-    assert!(lines.iter().filter(|l| *l == "shared-host").count() == 1, "uts shared: {lines:?}");
-    assert!(lines.iter().any(|l| l.contains("sleep 3600")), "a's process visible in b: {lines:?}");
+    assert!(
+        lines.iter().filter(|l| *l == "shared-host").count() == 1,
+        "uts shared: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("sleep 3600")),
+        "a's process visible in b: {lines:?}"
+    );
     // Both containers see the pod's IPC namespace.
-    let pid_a = d.client.runtime.container_status(ContainerStatusRequest { container_id: a.clone(), verbose: true })
-        .await.unwrap().into_inner();
+    let pid_a = d
+        .client
+        .runtime
+        .container_status(ContainerStatusRequest {
+            container_id: a.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let info: serde_json::Value = serde_json::from_str(&pid_a.info["info"]).unwrap();
     let pid = info["pid"].as_i64().unwrap();
     let ipc_a = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).unwrap();
-    assert!(lines.iter().any(|l| *l == ipc_a.to_string_lossy()), "same ipc ns {ipc_a:?}: {lines:?}");
+    assert!(
+        lines.iter().any(|l| *l == ipc_a.to_string_lossy()),
+        "same ipc ns {ipc_a:?}: {lines:?}"
+    );
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }
@@ -85,16 +131,33 @@ async fn security_context_is_enforced() {
     let pod_id = d.run_pod(&pod).await;
 
     let ro = with_security(
-        TestDaemon::container_config("ro", &["sh", "-c", "touch /newfile && echo wrote || echo refused"]),
-        LinuxContainerSecurityContext { readonly_rootfs: true, ..Default::default() },
+        TestDaemon::container_config(
+            "ro",
+            &["sh", "-c", "touch /newfile && echo wrote || echo refused"],
+        ),
+        LinuxContainerSecurityContext {
+            readonly_rootfs: true,
+            ..Default::default()
+        },
     );
     let ro = d.run_container(&pod_id, &pod, ro).await;
-    assert!(wait_for_log(&mut d, &ro, "refused").await.iter().any(|l| l.contains("Read-only")));
+    assert!(
+        wait_for_log(&mut d, &ro, "refused")
+            .await
+            .iter()
+            .any(|l| l.contains("Read-only"))
+    );
 
     let nocap = with_security(
-        TestDaemon::container_config("nocap", &["sh", "-c", "chown 1 /tmp && echo chowned || echo refused"]),
+        TestDaemon::container_config(
+            "nocap",
+            &["sh", "-c", "chown 1 /tmp && echo chowned || echo refused"],
+        ),
         LinuxContainerSecurityContext {
-            capabilities: Some(Capability { drop_capabilities: vec!["CHOWN".into()], ..Default::default() }),
+            capabilities: Some(Capability {
+                drop_capabilities: vec!["CHOWN".into()],
+                ..Default::default()
+            }),
             ..Default::default()
         },
     );
@@ -119,9 +182,19 @@ async fn security_context_is_enforced() {
     assert_eq!((linux_user.uid, linux_user.gid), (1234, 5678));
 
     let seccomp = with_security(
-        TestDaemon::container_config("seccomp", &["sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true && echo unshared || echo blocked; exec sleep 3600"]),
+        TestDaemon::container_config(
+            "seccomp",
+            &[
+                "sh",
+                "-c",
+                "grep Seccomp: /proc/self/status; unshare -U true && echo unshared || echo blocked; exec sleep 3600",
+            ],
+        ),
         LinuxContainerSecurityContext {
-            seccomp: Some(SecurityProfile { profile_type: security_profile::ProfileType::RuntimeDefault as i32, ..Default::default() }),
+            seccomp: Some(SecurityProfile {
+                profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+                ..Default::default()
+            }),
             ..Default::default()
         },
     );
@@ -142,7 +215,10 @@ async fn security_context_is_enforced() {
         .unwrap()
         .into_inner();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.trim_end().ends_with('2'), "exec'd process filtered: {text:?}");
+    assert!(
+        text.trim_end().ends_with('2'),
+        "exec'd process filtered: {text:?}"
+    );
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }
@@ -153,9 +229,20 @@ async fn memory_limit_oom_kills_with_reason() {
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("oom");
     let pod_id = d.run_pod(&pod).await;
-    let mut c = TestDaemon::container_config("hog", &["dd", "if=/dev/zero", "of=/dev/shm/fill", "bs=1M", "count=256"]);
-    c.linux.as_mut().unwrap().resources =
-        Some(LinuxContainerResources { memory_limit_in_bytes: 32 << 20, ..Default::default() });
+    let mut c = TestDaemon::container_config(
+        "hog",
+        &[
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/shm/fill",
+            "bs=1M",
+            "count=256",
+        ],
+    );
+    c.linux.as_mut().unwrap().resources = Some(LinuxContainerResources {
+        memory_limit_in_bytes: 32 << 20,
+        ..Default::default()
+    });
     let id = d.run_container(&pod_id, &pod, c).await;
     let status = d.wait_exited(&id, Duration::from_secs(30)).await;
     assert_eq!(status.reason, "OOMKilled", "{status:?}");
@@ -172,26 +259,43 @@ async fn the_runc_handler_runs_the_same_containers() {
     let pod_id = d
         .client
         .runtime
-        .run_pod_sandbox(RunPodSandboxRequest { config: Some(pod.clone()), runtime_handler: "runc".into() })
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: "runc".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .pod_sandbox_id;
     let c = with_security(
         TestDaemon::container_config("hello", &["sh", "-c", "echo hello; id -u; exit 3"]),
-        LinuxContainerSecurityContext { run_as_user: Some(Int64Value { value: 99 }), ..Default::default() },
+        LinuxContainerSecurityContext {
+            run_as_user: Some(Int64Value { value: 99 }),
+            ..Default::default()
+        },
     );
     let id = d.run_container(&pod_id, &pod, c).await;
     let status = d.wait_exited(&id, Duration::from_secs(20)).await;
     assert_eq!((status.exit_code, status.reason.as_str()), (3, "Error"));
     assert_eq!(log_lines(&status.log_path), ["hello", "99"]);
-    let sleeper = TestDaemon::container_config("sleeper", &["sh", "-c", "trap '' TERM; sleep 3600 & wait"]);
+    let sleeper =
+        TestDaemon::container_config("sleeper", &["sh", "-c", "trap '' TERM; sleep 3600 & wait"]);
     let sleeper = d.run_container(&pod_id, &pod, sleeper).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    d.client.runtime.stop_container(StopContainerRequest { container_id: sleeper.clone(), timeout: 1 }).await.unwrap();
+    d.client
+        .runtime
+        .stop_container(StopContainerRequest {
+            container_id: sleeper.clone(),
+            timeout: 1,
+        })
+        .await
+        .unwrap();
     let status = d.status(&sleeper).await;
     assert_eq!(status.state, ContainerState::ContainerExited as i32);
-    assert_eq!(status.exit_code, 137, "SIGTERM ignored: killed after the timeout");
+    assert_eq!(
+        status.exit_code, 137,
+        "SIGTERM ignored: killed after the timeout"
+    );
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }
@@ -202,19 +306,37 @@ async fn resources_update_reaches_the_live_cgroup() {
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("update");
     let pod_id = d.run_pod(&pod).await;
-    let id = d.run_container(&pod_id, &pod, TestDaemon::container_config("c", &["sleep", "3600"])).await;
+    let id = d
+        .run_container(
+            &pod_id,
+            &pod,
+            TestDaemon::container_config("c", &["sleep", "3600"]),
+        )
+        .await;
     let limit = 48i64 << 20;
     d.client
         .runtime
         .update_container_resources(UpdateContainerResourcesRequest {
             container_id: id.clone(),
-            linux: Some(LinuxContainerResources { memory_limit_in_bytes: limit, cpu_shares: 512, ..Default::default() }),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                cpu_shares: 512,
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
         .unwrap();
-    let resp = d.client.runtime.container_status(ContainerStatusRequest { container_id: id.clone(), verbose: true })
-        .await.unwrap().into_inner();
+    let resp = d
+        .client
+        .runtime
+        .container_status(ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let info: serde_json::Value = serde_json::from_str(&resp.info["info"]).unwrap();
     let cgroup = info["cgroup"].as_str().unwrap().to_string();
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
@@ -223,9 +345,19 @@ async fn resources_update_reaches_the_live_cgroup() {
     } else {
         format!("/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes")
     };
-    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), limit.to_string(), "{file}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        limit.to_string(),
+        "{file}"
+    );
     let status = resp.status.unwrap();
-    assert_eq!(status.resources.and_then(|r| r.linux).map(|l| l.memory_limit_in_bytes), Some(limit));
+    assert_eq!(
+        status
+            .resources
+            .and_then(|r| r.linux)
+            .map(|l| l.memory_limit_in_bytes),
+        Some(limit)
+    );
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }
@@ -242,9 +374,15 @@ async fn restart_keeps_twenty_pods_running_and_records_exits_made_meanwhile() {
         let cmd = if i == 0 {
             vec!["sh", "-c", "sleep 2; echo leaving; exit 7"]
         } else {
-            vec!["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
+            vec![
+                "sh",
+                "-c",
+                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+            ]
         };
-        let id = d.run_container(&pod_id, &pod, TestDaemon::container_config("c", &cmd)).await;
+        let id = d
+            .run_container(&pod_id, &pod, TestDaemon::container_config("c", &cmd))
+            .await;
         pods.push((pod_id, id));
     }
     let log_of_1 = d.status(&pods[1].1).await.log_path;
@@ -252,29 +390,85 @@ async fn restart_keeps_twenty_pods_running_and_records_exits_made_meanwhile() {
     let before = log_lines(&log_of_1).len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = log_lines(&log_of_1).len();
-    assert!(during > before, "logs kept being written while the daemon was down ({before} -> {during})");
+    assert!(
+        during > before,
+        "logs kept being written while the daemon was down ({before} -> {during})"
+    );
     d.restart().await;
 
-    let listed = d.client.runtime.list_pod_sandbox(ListPodSandboxRequest::default()).await.unwrap().into_inner();
+    let listed = d
+        .client
+        .runtime
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.items.len(), 20, "no pod lost or duplicated");
-    assert!(listed.items.iter().all(|p| p.state == PodSandboxState::SandboxReady as i32));
-    let containers = d.client.runtime.list_containers(ListContainersRequest::default()).await.unwrap().into_inner();
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|p| p.state == PodSandboxState::SandboxReady as i32)
+    );
+    let containers = d
+        .client
+        .runtime
+        .list_containers(ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(containers.containers.len(), 20);
     let first = d.status(&pods[0].1).await;
-    assert_eq!(first.state, ContainerState::ContainerExited as i32, "{first:?}");
+    assert_eq!(
+        first.state,
+        ContainerState::ContainerExited as i32,
+        "{first:?}"
+    );
     assert_eq!(first.exit_code, 7);
     for (_, id) in &pods[1..] {
-        assert_eq!(d.status(id).await.state, ContainerState::ContainerRunning as i32);
+        assert_eq!(
+            d.status(id).await.state,
+            ContainerState::ContainerRunning as i32
+        );
     }
     // Still controllable after the restart.
-    d.client.runtime.stop_container(StopContainerRequest { container_id: pods[1].1.clone(), timeout: 0 }).await.unwrap();
-    assert_eq!(d.status(&pods[1].1).await.state, ContainerState::ContainerExited as i32);
+    d.client
+        .runtime
+        .stop_container(StopContainerRequest {
+            container_id: pods[1].1.clone(),
+            timeout: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        d.status(&pods[1].1).await.state,
+        ContainerState::ContainerExited as i32
+    );
     // Names stay reserved across the restart.
     let again = d.pod_config("r5");
     let mut dup = again.clone();
-    dup.metadata = d.client.runtime.pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: pods[5].0.clone(), verbose: false })
-        .await.unwrap().into_inner().status.unwrap().metadata;
-    let err = d.client.runtime.run_pod_sandbox(RunPodSandboxRequest { config: Some(dup), runtime_handler: String::new() }).await.unwrap_err();
+    dup.metadata = d
+        .client
+        .runtime
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pods[5].0.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap()
+        .metadata;
+    let err = d
+        .client
+        .runtime
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(dup),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
     d.remove_all_pods().await;
     d.assert_nothing_left();
@@ -285,35 +479,85 @@ async fn bad_container_input_names_the_field() {
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let mut pod = d.pod_config("bad");
-    pod.linux.as_mut().unwrap().sysctls.insert("kernel.panic".into(), "1".into());
-    let err = d.client.runtime.run_pod_sandbox(RunPodSandboxRequest { config: Some(pod), runtime_handler: String::new() }).await.unwrap_err();
+    pod.linux
+        .as_mut()
+        .unwrap()
+        .sysctls
+        .insert("kernel.panic".into(), "1".into());
+    let err = d
+        .client
+        .runtime
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(err.message().contains("kernel.panic"), "{err}");
 
     let pod = d.pod_config("bad2");
     let pod_id = d.run_pod(&pod).await;
     let mut c = TestDaemon::container_config("m", &["true"]);
-    c.mounts = vec![Mount { container_path: "/data".into(), host_path: "/does/not/exist".into(), ..Default::default() }];
-    let err = d.client.runtime.create_container(CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(c), sandbox_config: Some(pod.clone()) })
-        .await.unwrap_err();
+    c.mounts = vec![Mount {
+        container_path: "/data".into(),
+        host_path: "/does/not/exist".into(),
+        ..Default::default()
+    }];
+    let err = d
+        .client
+        .runtime
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(c),
+            sandbox_config: Some(pod.clone()),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err}");
     assert!(err.message().contains("mounts[0].host_path"), "{err}");
     let c = with_security(
         TestDaemon::container_config("caps", &["true"]),
         LinuxContainerSecurityContext {
-            capabilities: Some(Capability { add_capabilities: vec!["WIZARDRY".into()], ..Default::default() }),
+            capabilities: Some(Capability {
+                add_capabilities: vec!["WIZARDRY".into()],
+                ..Default::default()
+            }),
             ..Default::default()
         },
     );
-    let err = d.client.runtime.create_container(CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(c), sandbox_config: Some(pod.clone()) })
-        .await.unwrap_err();
+    let err = d
+        .client
+        .runtime
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(c),
+            sandbox_config: Some(pod.clone()),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(err.message().contains("WIZARDRY"), "{err}");
     let c = TestDaemon::container_config("nope", &["/does/not/exist"]);
-    let err = d.client.runtime.create_container(CreateContainerRequest { pod_sandbox_id: pod_id.clone(), config: Some(c), sandbox_config: Some(pod.clone()) })
-        .await.map(|r| r.into_inner().container_id);
+    let err = d
+        .client
+        .runtime
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(c),
+            sandbox_config: Some(pod.clone()),
+        })
+        .await
+        .map(|r| r.into_inner().container_id);
     let id = err.expect("a missing binary fails at start, as with runc");
-    let err = d.client.runtime.start_container(StartContainerRequest { container_id: id.clone() }).await.unwrap_err();
+    let err = d
+        .client
+        .runtime
+        .start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
     assert!(err.message().contains("/does/not/exist"), "{err}");
     let status = d.status(&id).await;
     assert_eq!(status.reason, "StartError");

@@ -28,7 +28,10 @@ pub(crate) fn cri_image(image: &Image) -> api::Image {
         size: image.size,
         uid,
         username,
-        spec: Some(ImageSpec { image: image.id.clone(), ..Default::default() }),
+        spec: Some(ImageSpec {
+            image: image.id.clone(),
+            ..Default::default()
+        }),
         pinned: image.pinned,
     }
 }

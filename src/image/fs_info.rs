@@ -3,11 +3,16 @@
 use tonic::Status;
 
 use super::convert::status_from;
-use crate::api::{FilesystemIdentifier, FilesystemUsage, ImageFsInfoRequest, ImageFsInfoResponse, UInt64Value};
+use crate::api::{
+    FilesystemIdentifier, FilesystemUsage, ImageFsInfoRequest, ImageFsInfoResponse, UInt64Value,
+};
 use crate::daemon::Daemon;
 use crate::state::now_nanos;
 
-pub(super) async fn image_fs_info(d: &Daemon, _req: ImageFsInfoRequest) -> Result<ImageFsInfoResponse, Status> {
+pub(super) async fn image_fs_info(
+    d: &Daemon,
+    _req: ImageFsInfoRequest,
+) -> Result<ImageFsInfoResponse, Status> {
     let images = d.images.clone();
     let usage = tokio::task::spawn_blocking(move || images.fs_info())
         .await
@@ -16,9 +21,15 @@ pub(super) async fn image_fs_info(d: &Daemon, _req: ImageFsInfoRequest) -> Resul
     Ok(ImageFsInfoResponse {
         image_filesystems: vec![FilesystemUsage {
             timestamp: now_nanos(),
-            fs_id: Some(FilesystemIdentifier { mountpoint: usage.mountpoint.to_string_lossy().to_string() }),
-            used_bytes: Some(UInt64Value { value: usage.used_bytes }),
-            inodes_used: Some(UInt64Value { value: usage.inodes_used }),
+            fs_id: Some(FilesystemIdentifier {
+                mountpoint: usage.mountpoint.to_string_lossy().to_string(),
+            }),
+            used_bytes: Some(UInt64Value {
+                value: usage.used_bytes,
+            }),
+            inodes_used: Some(UInt64Value {
+                value: usage.inodes_used,
+            }),
         }],
         container_filesystems: vec![],
     })

@@ -3,14 +3,22 @@
 use tonic::Status;
 
 use super::convert::{cri_image, status_from};
-use crate::api::{self, ImageFilter, ListImagesRequest, ListImagesResponse, StreamImagesRequest, StreamImagesResponse};
+use crate::api::{
+    self, ImageFilter, ListImagesRequest, ListImagesResponse, StreamImagesRequest,
+    StreamImagesResponse,
+};
 use crate::daemon::Daemon;
 use crate::runtime::RpcStream;
 
 const STREAM_CHUNK: usize = 512;
 
-pub(super) async fn list_images(d: &Daemon, req: ListImagesRequest) -> Result<ListImagesResponse, Status> {
-    Ok(ListImagesResponse { images: matching(d, req.filter.as_ref())? })
+pub(super) async fn list_images(
+    d: &Daemon,
+    req: ListImagesRequest,
+) -> Result<ListImagesResponse, Status> {
+    Ok(ListImagesResponse {
+        images: matching(d, req.filter.as_ref())?,
+    })
 }
 
 pub(super) async fn stream_images(
@@ -27,9 +35,23 @@ pub(super) async fn stream_images(
 
 /// Every image, or the one the filter names.
 fn matching(d: &Daemon, filter: Option<&ImageFilter>) -> Result<Vec<api::Image>, Status> {
-    let wanted = filter.and_then(|f| f.image.as_ref()).map(|i| i.image.as_str()).unwrap_or("");
+    let wanted = filter
+        .and_then(|f| f.image.as_ref())
+        .map(|i| i.image.as_str())
+        .unwrap_or("");
     if !wanted.is_empty() {
-        return Ok(d.images.resolve(wanted).map_err(status_from)?.iter().map(cri_image).collect());
+        return Ok(d
+            .images
+            .resolve(wanted)
+            .map_err(status_from)?
+            .iter()
+            .map(cri_image)
+            .collect());
     }
-    Ok(d.images.list().map_err(status_from)?.iter().map(cri_image).collect())
+    Ok(d.images
+        .list()
+        .map_err(status_from)?
+        .iter()
+        .map(cri_image)
+        .collect())
 }

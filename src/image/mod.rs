@@ -40,7 +40,10 @@ macro_rules! route {
 
 #[tonic::async_trait]
 impl ImageService for ImageApi {
-    async fn list_images(&self, req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
+    async fn list_images(
+        &self,
+        req: Request<ListImagesRequest>,
+    ) -> Result<Response<ListImagesResponse>, Status> {
         route!(self, "ListImages", req, list::list_images)
     }
 
@@ -53,19 +56,31 @@ impl ImageService for ImageApi {
         route!(self, "StreamImages", req, list::stream_images)
     }
 
-    async fn image_status(&self, req: Request<ImageStatusRequest>) -> Result<Response<ImageStatusResponse>, Status> {
+    async fn image_status(
+        &self,
+        req: Request<ImageStatusRequest>,
+    ) -> Result<Response<ImageStatusResponse>, Status> {
         route!(self, "ImageStatus", req, status::image_status)
     }
 
-    async fn pull_image(&self, req: Request<PullImageRequest>) -> Result<Response<PullImageResponse>, Status> {
+    async fn pull_image(
+        &self,
+        req: Request<PullImageRequest>,
+    ) -> Result<Response<PullImageResponse>, Status> {
         route!(self, "PullImage", req, pull::pull_image)
     }
 
-    async fn remove_image(&self, req: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
+    async fn remove_image(
+        &self,
+        req: Request<RemoveImageRequest>,
+    ) -> Result<Response<RemoveImageResponse>, Status> {
         route!(self, "RemoveImage", req, remove::remove_image)
     }
 
-    async fn image_fs_info(&self, req: Request<ImageFsInfoRequest>) -> Result<Response<ImageFsInfoResponse>, Status> {
+    async fn image_fs_info(
+        &self,
+        req: Request<ImageFsInfoRequest>,
+    ) -> Result<Response<ImageFsInfoResponse>, Status> {
         route!(self, "ImageFsInfo", req, fs_info::image_fs_info)
     }
 }

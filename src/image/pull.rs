@@ -9,7 +9,10 @@ use super::convert::status_from;
 use crate::api::{PullImageRequest, PullImageResponse};
 use crate::daemon::Daemon;
 
-pub(super) async fn pull_image(d: &Daemon, req: PullImageRequest) -> Result<PullImageResponse, Status> {
+pub(super) async fn pull_image(
+    d: &Daemon,
+    req: PullImageRequest,
+) -> Result<PullImageResponse, Status> {
     let name = req.image.map(|i| i.image).unwrap_or_default();
     if name.is_empty() {
         return Err(Status::invalid_argument("image.image is required"));
@@ -23,8 +26,14 @@ pub(super) async fn pull_image(d: &Daemon, req: PullImageRequest) -> Result<Pull
         registry_token: a.registry_token,
     });
     let started = std::time::Instant::now();
-    let image = d.images.pull(&name, credentials).await.map_err(status_from)?;
+    let image = d
+        .images
+        .pull(&name, credentials)
+        .await
+        .map_err(status_from)?;
     crate::metrics::observe_pull(started.elapsed(), image.size);
     info!(image = %name, id = %image.id, elapsed_ms = started.elapsed().as_millis() as u64, "image pulled");
-    Ok(PullImageResponse { image_ref: image.id })
+    Ok(PullImageResponse {
+        image_ref: image.id,
+    })
 }

@@ -8,7 +8,10 @@ use super::convert::status_from;
 use crate::api::{RemoveImageRequest, RemoveImageResponse};
 use crate::daemon::Daemon;
 
-pub(super) async fn remove_image(d: &Daemon, req: RemoveImageRequest) -> Result<RemoveImageResponse, Status> {
+pub(super) async fn remove_image(
+    d: &Daemon,
+    req: RemoveImageRequest,
+) -> Result<RemoveImageResponse, Status> {
     let name = req.image.map(|i| i.image).unwrap_or_default();
     if name.is_empty() {
         return Err(Status::invalid_argument("image.image is required"));

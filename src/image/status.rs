@@ -8,13 +8,19 @@ use super::convert::{cri_image, status_from};
 use crate::api::{ImageStatusRequest, ImageStatusResponse};
 use crate::daemon::Daemon;
 
-pub(super) async fn image_status(d: &Daemon, req: ImageStatusRequest) -> Result<ImageStatusResponse, Status> {
+pub(super) async fn image_status(
+    d: &Daemon,
+    req: ImageStatusRequest,
+) -> Result<ImageStatusResponse, Status> {
     let name = req.image.map(|i| i.image).unwrap_or_default();
     if name.is_empty() {
         return Err(Status::invalid_argument("image.image is required"));
     }
     let Some(image) = d.images.resolve(&name).map_err(status_from)? else {
-        return Ok(ImageStatusResponse { image: None, info: HashMap::new() });
+        return Ok(ImageStatusResponse {
+            image: None,
+            info: HashMap::new(),
+        });
     };
     let info = if req.verbose {
         let info = serde_json::json!({
@@ -36,5 +42,8 @@ pub(super) async fn image_status(d: &Daemon, req: ImageStatusRequest) -> Result<
     } else {
         HashMap::new()
     };
-    Ok(ImageStatusResponse { image: Some(cri_image(&image)), info })
+    Ok(ImageStatusResponse {
+        image: Some(cri_image(&image)),
+        info,
+    })
 }

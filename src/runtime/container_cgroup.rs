@@ -43,15 +43,26 @@ pub(crate) fn resources(r: &LinuxContainerResources) -> Resources {
         hugepage_limits: r
             .hugepage_limits
             .iter()
-            .map(|h| HugepageLimit { page_size: h.page_size.clone(), limit: h.limit })
+            .map(|h| HugepageLimit {
+                page_size: h.page_size.clone(),
+                limit: h.limit,
+            })
             .collect(),
-        unified: r.unified.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        unified: r
+            .unified
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         oom_group: None,
     }
 }
 
 /// Makes the container's cgroup and applies its resources.
-pub(crate) fn create(d: &Daemon, record: &ContainerRecord, r: Option<&LinuxContainerResources>) -> Result<(), Status> {
+pub(crate) fn create(
+    d: &Daemon,
+    record: &ContainerRecord,
+    r: Option<&LinuxContainerResources>,
+) -> Result<(), Status> {
     let path = CgroupPath::new(&record.cgroup).map_err(|e| Status::internal(e.to_string()))?;
     let cgroup = Cgroup::create(&d.hierarchy, &path)
         .map_err(|e| Status::internal(format!("creating cgroup {}: {e}", path.as_str())))?;
@@ -64,30 +75,52 @@ pub(crate) fn create(d: &Daemon, record: &ContainerRecord, r: Option<&LinuxConta
 }
 
 /// Applies new resources to a live cgroup.
-pub(crate) fn update(d: &Daemon, record: &ContainerRecord, r: &LinuxContainerResources) -> Result<(), Status> {
-    let Some(cgroup) = open(d, record)? else { return Ok(()) };
+pub(crate) fn update(
+    d: &Daemon,
+    record: &ContainerRecord,
+    r: &LinuxContainerResources,
+) -> Result<(), Status> {
+    let Some(cgroup) = open(d, record)? else {
+        return Ok(());
+    };
     if !cgroup.exists() {
         return Ok(());
     }
-    cgroup.apply(&resources(r)).map_err(|e| Status::invalid_argument(format!("linux resources: {e}")))
+    cgroup
+        .apply(&resources(r))
+        .map_err(|e| Status::invalid_argument(format!("linux resources: {e}")))
 }
 
 /// SIGKILLs every process in the container's cgroup.
 pub(crate) fn kill_all(d: &Daemon, record: &ContainerRecord) -> Result<(), Status> {
-    let Some(cgroup) = open(d, record)? else { return Ok(()) };
+    let Some(cgroup) = open(d, record)? else {
+        return Ok(());
+    };
     if !cgroup.exists() {
         return Ok(());
     }
-    cgroup.kill_all().map_err(|e| Status::internal(format!("killing cgroup {}: {e}", record.cgroup)))
+    cgroup
+        .kill_all()
+        .map_err(|e| Status::internal(format!("killing cgroup {}: {e}", record.cgroup)))
 }
 
 /// Removes the container's cgroup; a missing one is fine.
 pub(crate) fn remove(d: &Daemon, record: &ContainerRecord) -> Result<(), Status> {
-    let Some(cgroup) = open(d, record)? else { return Ok(()) };
-    cgroup.delete().map_err(|e| Status::internal(format!("removing cgroup {}: {e}", record.cgroup)))
+    let Some(cgroup) = open(d, record)? else {
+        return Ok(());
+    };
+    cgroup
+        .delete()
+        .map_err(|e| Status::internal(format!("removing cgroup {}: {e}", record.cgroup)))
 }
 
 /// The file a monitor polls for the container's OOM kills.
-pub(crate) fn memory_events_path(d: &Daemon, record: &ContainerRecord) -> Option<std::path::PathBuf> {
-    open(d, record).ok().flatten().and_then(|c| c.memory_events_path())
+pub(crate) fn memory_events_path(
+    d: &Daemon,
+    record: &ContainerRecord,
+) -> Option<std::path::PathBuf> {
+    open(d, record)
+        .ok()
+        .flatten()
+        .and_then(|c| c.memory_events_path())
 }

@@ -18,7 +18,9 @@ pub(super) async fn create_container(
     d: &Arc<Daemon>,
     req: CreateContainerRequest,
 ) -> Result<CreateContainerResponse, Status> {
-    let config = req.config.ok_or_else(|| Status::invalid_argument("config is required"))?;
+    let config = req
+        .config
+        .ok_or_else(|| Status::invalid_argument("config is required"))?;
     validate::container_config(&config)?;
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     let _pod_guard = pod.lifecycle.lock().await;
@@ -31,7 +33,9 @@ pub(super) async fn create_container(
     let id = new_id();
     let full_name = Container::full_name(&config, &pod.config);
     d.names.reserve(&full_name, &id).map_err(|holder| {
-        Status::already_exists(format!("container name {full_name:?} is reserved for {holder}"))
+        Status::already_exists(format!(
+            "container name {full_name:?} is reserved for {holder}"
+        ))
     })?;
     match make_container(d, &pod, &id, config).await {
         Ok(()) => {
@@ -51,12 +55,18 @@ async fn make_container(
     id: &str,
     config: crate::api::ContainerConfig,
 ) -> Result<(), Status> {
-    let image_name = config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+    let image_name = config
+        .image
+        .as_ref()
+        .map(|i| i.image.clone())
+        .unwrap_or_default();
     let image = d
         .images
         .resolve(&image_name)
         .map_err(crate::image::status_from)?
-        .ok_or_else(|| Status::not_found(format!("image {image_name:?} not found; pull it first")))?;
+        .ok_or_else(|| {
+            Status::not_found(format!("image {image_name:?} not found; pull it first"))
+        })?;
     let pod_record = pod.snapshot();
     let state_dir = d.config.state.join("containers").join(id);
     let rootfs = state_dir.join("rootfs");
@@ -82,9 +92,15 @@ async fn make_container(
         super::container_remove::release_storage(d, &record).await;
         return Err(status);
     }
-    d.store.put_container(&record).map_err(|e| Status::internal(e.to_string()))?;
-    let container = Arc::new(Container::from_record(record).map_err(|e| Status::internal(e.to_string()))?);
-    d.containers.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), container.clone());
+    d.store
+        .put_container(&record)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let container =
+        Arc::new(Container::from_record(record).map_err(|e| Status::internal(e.to_string()))?);
+    d.containers
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.to_string(), container.clone());
     container_events::emit(d, &container, ContainerEventType::ContainerCreatedEvent);
     Ok(())
 }
@@ -119,7 +135,8 @@ async fn prepare(
         ipcns: pod_record.ipcns.clone(),
         utsns: pod_record.utsns.clone(),
         pidns: pod_record.pidns.clone(),
-        host_pid: super::sandbox_run::PodNamespaces::of(&pod.config).pid == crate::api::NamespaceMode::Node,
+        host_pid: super::sandbox_run::PodNamespaces::of(&pod.config).pid
+            == crate::api::NamespaceMode::Node,
         target_pid,
         hostname: std::fs::read_to_string(pod_record.state_dir.join("hostname"))
             .map(|h| h.trim().to_string())
@@ -144,7 +161,12 @@ async fn prepare(
     let built = spec::build(&input)?;
     record.uid = built.user.uid as i64;
     record.gid = built.user.gid as i64;
-    record.supplemental_groups = built.user.additional_gids.iter().map(|g| *g as i64).collect();
+    record.supplemental_groups = built
+        .user
+        .additional_gids
+        .iter()
+        .map(|g| *g as i64)
+        .collect();
     let json = serde_json::to_vec_pretty(&built.spec)
         .map_err(|e| Status::internal(format!("encoding the OCI spec: {e}")))?;
     let bundle_config = record.state_dir.join("bundle").join("config.json");
@@ -153,8 +175,9 @@ async fn prepare(
     record.stop_signal = built.stop_signal;
     if !record.log_path.as_os_str().is_empty() {
         if let Some(dir) = record.log_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Status::internal(format!("creating log folder {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Status::internal(format!("creating log folder {}: {e}", dir.display()))
+            })?;
         }
     }
     Ok(())

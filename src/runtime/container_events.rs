@@ -10,7 +10,9 @@ use crate::state::{Container, now_nanos};
 
 /// Sends one event to every subscriber (never blocks).
 pub(crate) fn emit(d: &Daemon, container: &Container, kind: ContainerEventType) {
-    let status = d.pod(&container.pod_id).map(|pod| sandbox_status::status_response(d, &pod, false));
+    let status = d
+        .pod(&container.pod_id)
+        .map(|pod| sandbox_status::status_response(d, &pod, false));
     let (pod_sandbox_status, containers_statuses) = match status {
         Some(s) => (s.status, s.containers_statuses),
         None => (None, vec![super::container_status::status_of(container)]),

@@ -18,7 +18,9 @@ pub(super) async fn list_containers(
     d: &Arc<Daemon>,
     req: ListContainersRequest,
 ) -> Result<ListContainersResponse, Status> {
-    Ok(ListContainersResponse { containers: matching(d, req.filter.as_ref()) })
+    Ok(ListContainersResponse {
+        containers: matching(d, req.filter.as_ref()),
+    })
 }
 
 pub(super) async fn stream_containers(
@@ -28,13 +30,20 @@ pub(super) async fn stream_containers(
     let items = matching(d, req.filter.as_ref());
     let chunks: Vec<Result<StreamContainersResponse, Status>> = items
         .chunks(STREAM_CHUNK)
-        .map(|c| Ok(StreamContainersResponse { containers: c.to_vec() }))
+        .map(|c| {
+            Ok(StreamContainersResponse {
+                containers: c.to_vec(),
+            })
+        })
         .collect();
     Ok(Box::pin(futures::stream::iter(chunks)))
 }
 
 /// Containers matching the filter, newest first.
-pub(crate) fn matching_entries(d: &Daemon, filter: Option<&ContainerFilter>) -> Vec<Arc<Container>> {
+pub(crate) fn matching_entries(
+    d: &Daemon,
+    filter: Option<&ContainerFilter>,
+) -> Vec<Arc<Container>> {
     let mut out: Vec<Arc<Container>> = d
         .all_containers()
         .into_iter()
@@ -45,7 +54,10 @@ pub(crate) fn matching_entries(d: &Daemon, filter: Option<&ContainerFilter>) -> 
 }
 
 fn matching(d: &Daemon, filter: Option<&ContainerFilter>) -> Vec<CriContainer> {
-    matching_entries(d, filter).iter().map(|c| summary(c)).collect()
+    matching_entries(d, filter)
+        .iter()
+        .map(|c| summary(c))
+        .collect()
 }
 
 fn matches(c: &Container, filter: &ContainerFilter) -> bool {
@@ -60,17 +72,27 @@ fn matches(c: &Container, filter: &ContainerFilter) -> bool {
             return false;
         }
     }
-    filter.label_selector.iter().all(|(k, v)| c.config.labels.get(k) == Some(v))
+    filter
+        .label_selector
+        .iter()
+        .all(|(k, v)| c.config.labels.get(k) == Some(v))
 }
 
 fn summary(c: &Container) -> CriContainer {
     let record = c.snapshot();
-    let image_ref = if record.image_ref.is_empty() { record.image_id.clone() } else { record.image_ref.clone() };
+    let image_ref = if record.image_ref.is_empty() {
+        record.image_id.clone()
+    } else {
+        record.image_ref.clone()
+    };
     CriContainer {
         id: c.id.clone(),
         pod_sandbox_id: c.pod_id.clone(),
         metadata: c.config.metadata.clone(),
-        image: Some(ImageSpec { image: record.image_name.clone(), ..Default::default() }),
+        image: Some(ImageSpec {
+            image: record.image_name.clone(),
+            ..Default::default()
+        }),
         image_ref,
         state: container_status::state_value(record.state) as i32,
         created_at: record.created_at,

@@ -22,7 +22,10 @@ pub(crate) struct Started {
 
 /// How the daemon runs monitors: its own binary's `monitor` subcommand.
 pub(crate) fn command(d: &Daemon) -> MonitorCommand {
-    MonitorCommand { program: d.helper_exe.clone(), args: vec!["monitor".into()] }
+    MonitorCommand {
+        program: d.helper_exe.clone(),
+        args: vec!["monitor".into()],
+    }
 }
 
 /// The executor for a RuntimeClass handler: "" is the embedded one.
@@ -30,12 +33,11 @@ pub(crate) fn executor(d: &Daemon, handler: &str) -> Result<ExecutorConfig, Stat
     if handler.is_empty() {
         return Ok(ExecutorConfig::Embedded);
     }
-    let h = d
-        .config
-        .runtime
-        .handlers
-        .get(handler)
-        .ok_or_else(|| Status::failed_precondition(format!("runtime handler {handler:?} is no longer configured")))?;
+    let h = d.config.runtime.handlers.get(handler).ok_or_else(|| {
+        Status::failed_precondition(format!(
+            "runtime handler {handler:?} is no longer configured"
+        ))
+    })?;
     if h.path.as_os_str() == "embedded" {
         return Ok(ExecutorConfig::Embedded);
     }
@@ -44,14 +46,21 @@ pub(crate) fn executor(d: &Daemon, handler: &str) -> Result<ExecutorConfig, Stat
     } else {
         h.root.clone()
     };
-    Ok(ExecutorConfig::External { binary: h.path.clone(), root })
+    Ok(ExecutorConfig::External {
+        binary: h.path.clone(),
+        root,
+    })
 }
 
 /// Starts the container's monitor and waits until the container's process runs.
 pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, Status> {
     let record = container.snapshot();
     let config = &container.config;
-    let mut mc = MonitorConfig::new(&container.id, &record.state_dir.join("bundle"), &record.state_dir);
+    let mut mc = MonitorConfig::new(
+        &container.id,
+        &record.state_dir.join("bundle"),
+        &record.state_dir,
+    );
     mc.log_path = (!record.log_path.as_os_str().is_empty()).then(|| record.log_path.clone());
     mc.tty = config.tty;
     mc.stdin = config.stdin;
@@ -63,7 +72,10 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     let started = Monitor::spawn(&mc)
         .await
         .map_err(|e| Status::unknown(format!("starting container {}: {e}", container.id)))?;
-    Ok(Started { pid: started.pid, started_at: started.started_at })
+    Ok(Started {
+        pid: started.pid,
+        started_at: started.started_at,
+    })
 }
 
 /// Connects to a container's monitor.
@@ -126,7 +138,9 @@ pub(crate) async fn wait_exit(container: &Container) -> ExitInfo {
 /// Whether the monitor process recorded in the state dir still runs (and is that monitor: its
 /// command line names the state dir, so a reused PID does not count).
 pub(crate) fn monitor_alive(state_dir: &std::path::Path) -> bool {
-    let Ok(Some(start)) = read_start_record(state_dir) else { return false };
+    let Ok(Some(start)) = read_start_record(state_dir) else {
+        return false;
+    };
     let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", start.monitor_pid)) else {
         return false;
     };

@@ -15,13 +15,14 @@ pub(crate) fn target_pid(d: &Daemon, config: &ContainerConfig) -> Result<Option<
         .as_ref()
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.as_ref());
-    let Some(options) = options else { return Ok(None) };
+    let Some(options) = options else {
+        return Ok(None);
+    };
     if options.pid() != NamespaceMode::Target {
         return Ok(None);
     }
-    let target = lookup::container(d, &options.target_id).map_err(|s| {
-        Status::not_found(format!("namespace_options.target_id: {}", s.message()))
-    })?;
+    let target = lookup::container(d, &options.target_id)
+        .map_err(|s| Status::not_found(format!("namespace_options.target_id: {}", s.message())))?;
     let record = target.snapshot();
     if record.state != ContainerState::Running || record.pid <= 0 {
         return Err(Status::failed_precondition(format!(

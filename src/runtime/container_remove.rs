@@ -34,10 +34,18 @@ pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Resul
     if let Err(e) = container_cgroup::remove(d, &record) {
         warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
     }
-    d.store.delete_container(&container.id).map_err(|e| Status::internal(e.to_string()))?;
-    d.containers.write().unwrap_or_else(|p| p.into_inner()).remove(&container.id);
+    d.store
+        .delete_container(&container.id)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    d.containers
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&container.id);
     if let Some(pod) = d.pod(&container.pod_id) {
-        d.names.release(&Container::full_name(&container.config, &pod.config), &container.id);
+        d.names.release(
+            &Container::full_name(&container.config, &pod.config),
+            &container.id,
+        );
     }
     info!(container = %container.id, "container removed");
     container_events::emit(d, container, ContainerEventType::ContainerDeletedEvent);

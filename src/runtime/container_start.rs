@@ -26,7 +26,10 @@ pub(super) async fn start_container(
     }
     let pod = lookup::pod(d, &container.pod_id)?;
     if pod.state() != PodState::Ready {
-        return Err(Status::failed_precondition(format!("pod sandbox {} is not ready", pod.id)));
+        return Err(Status::failed_precondition(format!(
+            "pod sandbox {} is not ready",
+            pod.id
+        )));
     }
     match start(d, &container).await {
         Ok(()) => Ok(StartContainerResponse {}),
@@ -54,7 +57,9 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status
         r.pid = started.pid;
         r.started_at = started.started_at;
     });
-    d.store.put_container(&record).map_err(|e| Status::internal(e.to_string()))?;
+    d.store
+        .put_container(&record)
+        .map_err(|e| Status::internal(e.to_string()))?;
     info!(container = %container.id, pid = started.pid, "container started");
     container_events::emit(d, container, ContainerEventType::ContainerStartedEvent);
     container_exit::watch(d.clone(), container.clone());

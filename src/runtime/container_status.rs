@@ -19,8 +19,15 @@ pub(super) async fn container_status(
     req: ContainerStatusRequest,
 ) -> Result<ContainerStatusResponse, Status> {
     let container = lookup::container(d, &req.container_id)?;
-    let info = if req.verbose { verbose_info(&container) } else { HashMap::new() };
-    Ok(ContainerStatusResponse { status: Some(status_of(&container)), info })
+    let info = if req.verbose {
+        verbose_info(&container)
+    } else {
+        HashMap::new()
+    };
+    Ok(ContainerStatusResponse {
+        status: Some(status_of(&container)),
+        info,
+    })
 }
 
 /// CRI's enum for a container state.
@@ -41,7 +48,11 @@ pub(crate) fn current_resources(container: &Container) -> Option<LinuxContainerR
             return Some(r);
         }
     }
-    container.config.linux.as_ref().and_then(|l| l.resources.clone())
+    container
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.clone())
 }
 
 /// The `ContainerStatus` of a container.
@@ -49,7 +60,11 @@ pub(crate) fn status_of(container: &Container) -> ContainerStatus {
     let record = container.snapshot();
     let config = &container.config;
     let exit = record.exit.clone().unwrap_or_default();
-    let image_ref = if record.image_ref.is_empty() { record.image_id.clone() } else { record.image_ref.clone() };
+    let image_ref = if record.image_ref.is_empty() {
+        record.image_id.clone()
+    } else {
+        record.image_ref.clone()
+    };
     ContainerStatus {
         id: container.id.clone(),
         metadata: config.metadata.clone(),
@@ -60,7 +75,11 @@ pub(crate) fn status_of(container: &Container) -> ContainerStatus {
         exit_code: exit.code,
         image: Some(ImageSpec {
             image: record.image_name.clone(),
-            annotations: config.image.as_ref().map(|i| i.annotations.clone()).unwrap_or_default(),
+            annotations: config
+                .image
+                .as_ref()
+                .map(|i| i.annotations.clone())
+                .unwrap_or_default(),
             ..Default::default()
         }),
         image_ref,
@@ -70,8 +89,10 @@ pub(crate) fn status_of(container: &Container) -> ContainerStatus {
         annotations: config.annotations.clone(),
         mounts: config.mounts.clone(),
         log_path: record.log_path.to_string_lossy().to_string(),
-        resources: current_resources(container)
-            .map(|linux| ContainerResources { linux: Some(linux), windows: None }),
+        resources: current_resources(container).map(|linux| ContainerResources {
+            linux: Some(linux),
+            windows: None,
+        }),
         image_id: record.image_id.clone(),
         stop_signal: config.stop_signal,
         user: Some(ContainerUser {

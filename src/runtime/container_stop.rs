@@ -27,7 +27,11 @@ pub(super) async fn stop_container(
 }
 
 /// Stops a container; `timeout_secs` 0 kills at once. Shared with StopPodSandbox.
-pub(crate) async fn stop(d: &Arc<Daemon>, container: &Arc<Container>, timeout_secs: i64) -> Result<(), Status> {
+pub(crate) async fn stop(
+    d: &Arc<Daemon>,
+    container: &Arc<Container>,
+    timeout_secs: i64,
+) -> Result<(), Status> {
     let _guard = container.lifecycle.lock().await;
     if container.state() != ContainerState::Running {
         return Ok(());
@@ -37,7 +41,10 @@ pub(crate) async fn stop(d: &Arc<Daemon>, container: &Arc<Container>, timeout_se
         let signal = container.snapshot().stop_signal;
         container_monitor::signal(container, signal).await?;
         let grace = Duration::from_secs(timeout_secs as u64);
-        if tokio::time::timeout(grace, exited.wait_for(|e| *e)).await.is_ok() {
+        if tokio::time::timeout(grace, exited.wait_for(|e| *e))
+            .await
+            .is_ok()
+        {
             info!(container = %container.id, "container stopped by its stop signal");
             return Ok(());
         }

@@ -36,7 +36,9 @@ pub(super) async fn update_container_resources(
             .map_err(|e| Status::internal(format!("cgroup task: {e}")))??;
     }
     let record = container.update(|r| r.resources = resources.encode_to_vec());
-    d.store.put_container(&record).map_err(|e| Status::internal(e.to_string()))?;
+    d.store
+        .put_container(&record)
+        .map_err(|e| Status::internal(e.to_string()))?;
     info!(container = %container.id, "resources updated");
     Ok(UpdateContainerResourcesResponse {})
 }

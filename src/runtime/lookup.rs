@@ -16,11 +16,17 @@ pub(crate) fn pod(d: &Daemon, id: &str) -> Result<Arc<Pod>, Status> {
     if let Some(pod) = d.pod(id) {
         return Ok(pod);
     }
-    let matches: Vec<_> = d.all_pods().into_iter().filter(|p| p.id.starts_with(id)).collect();
+    let matches: Vec<_> = d
+        .all_pods()
+        .into_iter()
+        .filter(|p| p.id.starts_with(id))
+        .collect();
     match matches.len() {
         1 => Ok(matches[0].clone()),
         0 => Err(Status::not_found(format!("pod sandbox {id:?} not found"))),
-        n => Err(Status::invalid_argument(format!("pod sandbox id prefix {id:?} matches {n} pods"))),
+        n => Err(Status::invalid_argument(format!(
+            "pod sandbox id prefix {id:?} matches {n} pods"
+        ))),
     }
 }
 
@@ -41,12 +47,17 @@ pub(crate) fn container(d: &Daemon, id: &str) -> Result<Arc<Container>, Status> 
     if let Some(c) = d.container(id) {
         return Ok(c);
     }
-    let matches: Vec<_> =
-        d.all_containers().into_iter().filter(|c| c.id.starts_with(id)).collect();
+    let matches: Vec<_> = d
+        .all_containers()
+        .into_iter()
+        .filter(|c| c.id.starts_with(id))
+        .collect();
     match matches.len() {
         1 => Ok(matches[0].clone()),
         0 => Err(Status::not_found(format!("container {id:?} not found"))),
-        n => Err(Status::invalid_argument(format!("container id prefix {id:?} matches {n} containers"))),
+        n => Err(Status::invalid_argument(format!(
+            "container id prefix {id:?} matches {n} containers"
+        ))),
     }
 }
 
@@ -61,5 +72,8 @@ pub(crate) fn container_if_exists(d: &Daemon, id: &str) -> Result<Option<Arc<Con
 
 /// The containers of a pod.
 pub(crate) fn containers_of(d: &Daemon, pod_id: &str) -> Vec<Arc<Container>> {
-    d.all_containers().into_iter().filter(|c| c.pod_id == pod_id).collect()
+    d.all_containers()
+        .into_iter()
+        .filter(|c| c.pod_id == pod_id)
+        .collect()
 }

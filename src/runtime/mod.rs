@@ -75,7 +75,9 @@ impl RuntimeApi {
 
 /// The answer for an RPC Longshore does not implement.
 pub(crate) fn unimplemented<T>(method: &str) -> Result<T, Status> {
-    Err(Status::unimplemented(format!("{method} is not implemented by longshore")))
+    Err(Status::unimplemented(format!(
+        "{method} is not implemented by longshore"
+    )))
 }
 
 macro_rules! route {
@@ -93,7 +95,10 @@ macro_rules! not_implemented {
 
 #[tonic::async_trait]
 impl RuntimeService for RuntimeApi {
-    async fn version(&self, req: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+    async fn version(
+        &self,
+        req: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
         route!(self, "Version", req, version::version)
     }
 
@@ -115,14 +120,24 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<RemovePodSandboxRequest>,
     ) -> Result<Response<RemovePodSandboxResponse>, Status> {
-        route!(self, "RemovePodSandbox", req, sandbox_remove::remove_pod_sandbox)
+        route!(
+            self,
+            "RemovePodSandbox",
+            req,
+            sandbox_remove::remove_pod_sandbox
+        )
     }
 
     async fn pod_sandbox_status(
         &self,
         req: Request<PodSandboxStatusRequest>,
     ) -> Result<Response<PodSandboxStatusResponse>, Status> {
-        route!(self, "PodSandboxStatus", req, sandbox_status::pod_sandbox_status)
+        route!(
+            self,
+            "PodSandboxStatus",
+            req,
+            sandbox_status::pod_sandbox_status
+        )
     }
 
     async fn list_pod_sandbox(
@@ -138,21 +153,36 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamPodSandboxesRequest>,
     ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
-        route!(self, "StreamPodSandboxes", req, sandbox_list::stream_pod_sandboxes)
+        route!(
+            self,
+            "StreamPodSandboxes",
+            req,
+            sandbox_list::stream_pod_sandboxes
+        )
     }
 
     async fn create_container(
         &self,
         req: Request<CreateContainerRequest>,
     ) -> Result<Response<CreateContainerResponse>, Status> {
-        route!(self, "CreateContainer", req, container_create::create_container)
+        route!(
+            self,
+            "CreateContainer",
+            req,
+            container_create::create_container
+        )
     }
 
     async fn start_container(
         &self,
         req: Request<StartContainerRequest>,
     ) -> Result<Response<StartContainerResponse>, Status> {
-        route!(self, "StartContainer", req, container_start::start_container)
+        route!(
+            self,
+            "StartContainer",
+            req,
+            container_start::start_container
+        )
     }
 
     async fn stop_container(
@@ -166,7 +196,12 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<RemoveContainerRequest>,
     ) -> Result<Response<RemoveContainerResponse>, Status> {
-        route!(self, "RemoveContainer", req, container_remove::remove_container)
+        route!(
+            self,
+            "RemoveContainer",
+            req,
+            container_remove::remove_container
+        )
     }
 
     async fn list_containers(
@@ -182,28 +217,48 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamContainersRequest>,
     ) -> Result<Response<Self::StreamContainersStream>, Status> {
-        route!(self, "StreamContainers", req, container_list::stream_containers)
+        route!(
+            self,
+            "StreamContainers",
+            req,
+            container_list::stream_containers
+        )
     }
 
     async fn container_status(
         &self,
         req: Request<ContainerStatusRequest>,
     ) -> Result<Response<ContainerStatusResponse>, Status> {
-        route!(self, "ContainerStatus", req, container_status::container_status)
+        route!(
+            self,
+            "ContainerStatus",
+            req,
+            container_status::container_status
+        )
     }
 
     async fn update_container_resources(
         &self,
         req: Request<UpdateContainerResourcesRequest>,
     ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
-        route!(self, "UpdateContainerResources", req, container_update::update_container_resources)
+        route!(
+            self,
+            "UpdateContainerResources",
+            req,
+            container_update::update_container_resources
+        )
     }
 
     async fn reopen_container_log(
         &self,
         req: Request<ReopenContainerLogRequest>,
     ) -> Result<Response<ReopenContainerLogResponse>, Status> {
-        route!(self, "ReopenContainerLog", req, container_log_reopen::reopen_container_log)
+        route!(
+            self,
+            "ReopenContainerLog",
+            req,
+            container_log_reopen::reopen_container_log
+        )
     }
 
     async fn exec_sync(
@@ -217,7 +272,10 @@ impl RuntimeService for RuntimeApi {
         route!(self, "Exec", req, container_exec::exec)
     }
 
-    async fn attach(&self, req: Request<AttachRequest>) -> Result<Response<AttachResponse>, Status> {
+    async fn attach(
+        &self,
+        req: Request<AttachRequest>,
+    ) -> Result<Response<AttachResponse>, Status> {
         route!(self, "Attach", req, container_attach::attach)
     }
 
@@ -232,14 +290,24 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<ContainerStatsRequest>,
     ) -> Result<Response<ContainerStatsResponse>, Status> {
-        route!(self, "ContainerStats", req, container_stats::container_stats)
+        route!(
+            self,
+            "ContainerStats",
+            req,
+            container_stats::container_stats
+        )
     }
 
     async fn list_container_stats(
         &self,
         req: Request<ListContainerStatsRequest>,
     ) -> Result<Response<ListContainerStatsResponse>, Status> {
-        route!(self, "ListContainerStats", req, container_stats::list_container_stats)
+        route!(
+            self,
+            "ListContainerStats",
+            req,
+            container_stats::list_container_stats
+        )
     }
 
     type StreamContainerStatsStream = RpcStream<StreamContainerStatsResponse>;
@@ -248,21 +316,36 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamContainerStatsRequest>,
     ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
-        route!(self, "StreamContainerStats", req, container_stats::stream_container_stats)
+        route!(
+            self,
+            "StreamContainerStats",
+            req,
+            container_stats::stream_container_stats
+        )
     }
 
     async fn pod_sandbox_stats(
         &self,
         req: Request<PodSandboxStatsRequest>,
     ) -> Result<Response<PodSandboxStatsResponse>, Status> {
-        route!(self, "PodSandboxStats", req, sandbox_stats::pod_sandbox_stats)
+        route!(
+            self,
+            "PodSandboxStats",
+            req,
+            sandbox_stats::pod_sandbox_stats
+        )
     }
 
     async fn list_pod_sandbox_stats(
         &self,
         req: Request<ListPodSandboxStatsRequest>,
     ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
-        route!(self, "ListPodSandboxStats", req, sandbox_stats::list_pod_sandbox_stats)
+        route!(
+            self,
+            "ListPodSandboxStats",
+            req,
+            sandbox_stats::list_pod_sandbox_stats
+        )
     }
 
     type StreamPodSandboxStatsStream = RpcStream<StreamPodSandboxStatsResponse>;
@@ -271,17 +354,30 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamPodSandboxStatsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
-        route!(self, "StreamPodSandboxStats", req, sandbox_stats::stream_pod_sandbox_stats)
+        route!(
+            self,
+            "StreamPodSandboxStats",
+            req,
+            sandbox_stats::stream_pod_sandbox_stats
+        )
     }
 
     async fn update_runtime_config(
         &self,
         req: Request<UpdateRuntimeConfigRequest>,
     ) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
-        route!(self, "UpdateRuntimeConfig", req, runtime_config::update_runtime_config)
+        route!(
+            self,
+            "UpdateRuntimeConfig",
+            req,
+            runtime_config::update_runtime_config
+        )
     }
 
-    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         route!(self, "Status", req, status::status)
     }
 
@@ -298,21 +394,36 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        route!(self, "GetContainerEvents", req, events_subscribe::get_container_events)
+        route!(
+            self,
+            "GetContainerEvents",
+            req,
+            events_subscribe::get_container_events
+        )
     }
 
     async fn list_metric_descriptors(
         &self,
         req: Request<ListMetricDescriptorsRequest>,
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
-        route!(self, "ListMetricDescriptors", req, sandbox_metrics::list_metric_descriptors)
+        route!(
+            self,
+            "ListMetricDescriptors",
+            req,
+            sandbox_metrics::list_metric_descriptors
+        )
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         req: Request<ListPodSandboxMetricsRequest>,
     ) -> Result<Response<ListPodSandboxMetricsResponse>, Status> {
-        route!(self, "ListPodSandboxMetrics", req, sandbox_metrics::list_pod_sandbox_metrics)
+        route!(
+            self,
+            "ListPodSandboxMetrics",
+            req,
+            sandbox_metrics::list_pod_sandbox_metrics
+        )
     }
 
     type StreamPodSandboxMetricsStream = RpcStream<StreamPodSandboxMetricsResponse>;
@@ -321,7 +432,12 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        route!(self, "StreamPodSandboxMetrics", req, sandbox_metrics::stream_pod_sandbox_metrics)
+        route!(
+            self,
+            "StreamPodSandboxMetrics",
+            req,
+            sandbox_metrics::stream_pod_sandbox_metrics
+        )
     }
 
     async fn runtime_config(
@@ -335,6 +451,11 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<UpdatePodSandboxResourcesRequest>,
     ) -> Result<Response<UpdatePodSandboxResourcesResponse>, Status> {
-        route!(self, "UpdatePodSandboxResources", req, sandbox_update::update_pod_sandbox_resources)
+        route!(
+            self,
+            "UpdatePodSandboxResources",
+            req,
+            sandbox_update::update_pod_sandbox_resources
+        )
     }
 }

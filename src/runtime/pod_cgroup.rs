@@ -13,10 +13,20 @@ use crate::state::PodRecord;
 const POD_INIT_LEAF: &str = "pod-init";
 
 /// Resolves and makes the pod's cgroup, noting in the record whether Longshore made it.
-pub(crate) fn create(d: &Daemon, config: &PodSandboxConfig, record: &mut PodRecord) -> Result<(), Status> {
-    let parent = config.linux.as_ref().map(|l| l.cgroup_parent.as_str()).unwrap_or("");
+pub(crate) fn create(
+    d: &Daemon,
+    config: &PodSandboxConfig,
+    record: &mut PodRecord,
+) -> Result<(), Status> {
+    let parent = config
+        .linux
+        .as_ref()
+        .map(|l| l.cgroup_parent.as_str())
+        .unwrap_or("");
     let path = pod_path(d, parent, &record.id)?;
-    let existed = Cgroup::open(&d.hierarchy, &path).map(|c| c.exists()).unwrap_or(false);
+    let existed = Cgroup::open(&d.hierarchy, &path)
+        .map(|c| c.exists())
+        .unwrap_or(false);
     Cgroup::create(&d.hierarchy, &path)
         .map_err(|e| Status::internal(format!("creating pod cgroup {}: {e}", path.as_str())))?;
     record.cgroup = path.as_str().to_string();
@@ -33,10 +43,13 @@ fn pod_path(d: &Daemon, parent: &str, pod_id: &str) -> Result<CgroupPath, Status
             Driver::Cgroupfs => format!("pod-{pod_id}"),
             Driver::Systemd => format!("longshore-pod-{pod_id}.slice"),
         };
-        return base.child(&name).map_err(|e| Status::internal(e.to_string()));
+        return base
+            .child(&name)
+            .map_err(|e| Status::internal(e.to_string()));
     }
-    CgroupPath::resolve(&d.cgroup_root, parent, driver)
-        .map_err(|e| Status::invalid_argument(format!("config.linux.cgroup_parent {parent:?}: {e}")))
+    CgroupPath::resolve(&d.cgroup_root, parent, driver).map_err(|e| {
+        Status::invalid_argument(format!("config.linux.cgroup_parent {parent:?}: {e}"))
+    })
 }
 
 /// Puts one of the pod's own processes (its PID 1) in the pod's leaf cgroup.
@@ -62,14 +75,18 @@ pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
     }
     let leaf = leaf_path(record)?;
     if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &leaf) {
-        cgroup.delete().map_err(|e| Status::internal(format!("removing {}: {e}", leaf.as_str())))?;
+        cgroup
+            .delete()
+            .map_err(|e| Status::internal(format!("removing {}: {e}", leaf.as_str())))?;
     }
     if !record.owns_cgroup {
         return Ok(());
     }
     let path = CgroupPath::new(&record.cgroup).map_err(|e| Status::internal(e.to_string()))?;
     if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &path) {
-        cgroup.delete().map_err(|e| Status::internal(format!("removing pod cgroup {}: {e}", path.as_str())))?;
+        cgroup
+            .delete()
+            .map_err(|e| Status::internal(format!("removing pod cgroup {}: {e}", path.as_str())))?;
     }
     Ok(())
 }

@@ -47,7 +47,9 @@ pub(crate) fn write(
     };
     std::fs::write(dir.join("hosts"), hosts)?;
     let resolv = match &config.dns_config {
-        Some(dns) if !(dns.servers.is_empty() && dns.searches.is_empty() && dns.options.is_empty()) => {
+        Some(dns)
+            if !(dns.servers.is_empty() && dns.searches.is_empty() && dns.options.is_empty()) =>
+        {
             resolv_conf(dns)
         }
         _ => std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default(),
@@ -67,7 +69,10 @@ mod tests {
             searches: vec!["google.com".into()],
             options: vec!["ndots:8".into()],
         };
-        assert_eq!(resolv_conf(&dns), "search google.com\nnameserver 10.10.10.10\noptions ndots:8\n");
+        assert_eq!(
+            resolv_conf(&dns),
+            "search google.com\nnameserver 10.10.10.10\noptions ndots:8\n"
+        );
     }
 
     #[test]
@@ -75,7 +80,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = PodSandboxConfig::default();
         write(dir.path(), &config, "web-1", false).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("hostname")).unwrap(), "web-1\n");
-        assert!(std::fs::read_to_string(dir.path().join("hosts")).unwrap().contains("web-1"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("hostname")).unwrap(),
+            "web-1\n"
+        );
+        assert!(
+            std::fs::read_to_string(dir.path().join("hosts"))
+                .unwrap()
+                .contains("web-1")
+        );
     }
 }

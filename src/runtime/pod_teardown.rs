@@ -41,7 +41,10 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status
     match std::fs::remove_dir_all(&record.state_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Status::internal(format!("removing {}: {e}", record.state_dir.display()))),
+        Err(e) => Err(Status::internal(format!(
+            "removing {}: {e}",
+            record.state_dir.display()
+        ))),
     }
 }
 
@@ -61,6 +64,9 @@ async fn stop_init(record: &PodRecord) -> Result<(), Status> {
 pub(crate) fn unmount(path: &Path) -> Result<(), Status> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(e) => Err(Status::internal(format!("unmounting {}: {e}", path.display()))),
+        Err(e) => Err(Status::internal(format!(
+            "unmounting {}: {e}",
+            path.display()
+        ))),
     }
 }

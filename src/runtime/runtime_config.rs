@@ -18,7 +18,9 @@ pub(super) async fn runtime_config(
         longshore_config::CgroupDriver::Systemd => CgroupDriver::Systemd,
     };
     Ok(RuntimeConfigResponse {
-        linux: Some(LinuxRuntimeConfiguration { cgroup_driver: driver as i32 }),
+        linux: Some(LinuxRuntimeConfiguration {
+            cgroup_driver: driver as i32,
+        }),
     })
 }
 
@@ -26,7 +28,10 @@ pub(super) async fn update_runtime_config(
     _d: &Daemon,
     req: UpdateRuntimeConfigRequest,
 ) -> Result<UpdateRuntimeConfigResponse, Status> {
-    let cidr = req.runtime_config.and_then(|c| c.network_config).map(|n| n.pod_cidr);
+    let cidr = req
+        .runtime_config
+        .and_then(|c| c.network_config)
+        .map(|n| n.pod_cidr);
     tracing::info!(pod_cidr = ?cidr, "kubelet sent the pod CIDR; CNI configuration owns addressing");
     Ok(UpdateRuntimeConfigResponse {})
 }

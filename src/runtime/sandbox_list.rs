@@ -19,7 +19,9 @@ pub(super) async fn list_pod_sandbox(
     d: &Arc<Daemon>,
     req: ListPodSandboxRequest,
 ) -> Result<ListPodSandboxResponse, Status> {
-    Ok(ListPodSandboxResponse { items: matching(d, req.filter.as_ref()) })
+    Ok(ListPodSandboxResponse {
+        items: matching(d, req.filter.as_ref()),
+    })
 }
 
 pub(super) async fn stream_pod_sandboxes(
@@ -29,7 +31,11 @@ pub(super) async fn stream_pod_sandboxes(
     let items = matching(d, req.filter.as_ref());
     let chunks: Vec<Result<StreamPodSandboxesResponse, Status>> = items
         .chunks(STREAM_CHUNK)
-        .map(|c| Ok(StreamPodSandboxesResponse { pod_sandboxes: c.to_vec() }))
+        .map(|c| {
+            Ok(StreamPodSandboxesResponse {
+                pod_sandboxes: c.to_vec(),
+            })
+        })
         .collect();
     Ok(Box::pin(futures::stream::iter(chunks)))
 }
@@ -41,7 +47,7 @@ fn matching(d: &Daemon, filter: Option<&PodSandboxFilter>) -> Vec<PodSandbox> {
         .filter(|p| filter.is_none_or(|f| matches(p, f)))
         .map(|p| summary(p))
         .collect();
-    pods.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    pods.sort_by_key(|p| std::cmp::Reverse(p.created_at));
     pods
 }
 
@@ -54,7 +60,10 @@ fn matches(pod: &Pod, filter: &PodSandboxFilter) -> bool {
             return false;
         }
     }
-    filter.label_selector.iter().all(|(k, v)| pod.config.labels.get(k) == Some(v))
+    filter
+        .label_selector
+        .iter()
+        .all(|(k, v)| pod.config.labels.get(k) == Some(v))
 }
 
 fn summary(pod: &Pod) -> PodSandbox {

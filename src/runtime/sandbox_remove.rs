@@ -25,8 +25,13 @@ pub(super) async fn remove_pod_sandbox(
     }
     let record = pod.snapshot();
     pod_teardown::release(d, &record).await?;
-    d.store.delete_pod(&pod.id).map_err(|e| Status::internal(e.to_string()))?;
-    d.pods.write().unwrap_or_else(|p| p.into_inner()).remove(&pod.id);
+    d.store
+        .delete_pod(&pod.id)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    d.pods
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&pod.id);
     d.names.release(&Pod::full_name(&pod.config), &pod.id);
     info!(pod = %pod.id, "pod sandbox removed");
     Ok(RemovePodSandboxResponse {})

@@ -10,7 +10,7 @@ use prost::Message;
 use tonic::Status;
 use tracing::{Instrument, Span, info, warn};
 
-use super::{pod_cgroup, pod_network, pod_teardown, pod_files, validate};
+use super::{pod_cgroup, pod_files, pod_network, pod_teardown, validate};
 use crate::api::{NamespaceMode, PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse};
 use crate::daemon::Daemon;
 use crate::state::{Pod, PodRecord, PodState, new_id, now_nanos};
@@ -19,20 +19,26 @@ pub(super) async fn run_pod_sandbox(
     d: &Arc<Daemon>,
     req: RunPodSandboxRequest,
 ) -> Result<RunPodSandboxResponse, Status> {
-    let config = req.config.ok_or_else(|| Status::invalid_argument("config is required"))?;
+    let config = req
+        .config
+        .ok_or_else(|| Status::invalid_argument("config is required"))?;
     validate::pod_config(&config)?;
     validate::runtime_handler(d, &req.runtime_handler)?;
     let id = new_id();
     let full_name = Pod::full_name(&config);
     d.names.reserve(&full_name, &id).map_err(|holder| {
-        Status::already_exists(format!("pod sandbox name {full_name:?} is reserved for {holder}"))
+        Status::already_exists(format!(
+            "pod sandbox name {full_name:?} is reserved for {holder}"
+        ))
     })?;
     // Its own task: if kubelet gives up on the RPC (its timeout, a dropped connection) the
     // pod is still finished or undone, never left half-made with a netns and an IP.
     let task = tokio::spawn(
         make_pod(d.clone(), id.clone(), config, req.runtime_handler).instrument(Span::current()),
     );
-    let made = task.await.map_err(|e| Status::internal(format!("pod sandbox task: {e}")))?;
+    let made = task
+        .await
+        .map_err(|e| Status::internal(format!("pod sandbox task: {e}")))?;
     match made {
         Ok(()) => {
             info!(pod = %id, name = %full_name, "pod sandbox ready");
@@ -90,12 +96,17 @@ async fn make_pod(
     let built = build_pod(&d, &config, &mut record).await.and_then(|()| {
         let mut ready = record.clone();
         ready.state = PodState::Ready;
-        d.store.put_pod(&ready).map_err(|e| Status::internal(e.to_string()))?;
+        d.store
+            .put_pod(&ready)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Pod::from_record(ready).map_err(|e| Status::internal(e.to_string()))
     });
     match built {
         Ok(pod) => {
-            d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(pod));
+            d.pods
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, Arc::new(pod));
             Ok(())
         }
         Err(status) => {
@@ -123,7 +134,10 @@ async fn undo(d: &Arc<Daemon>, record: PodRecord) {
             }
             match Pod::from_record(record) {
                 Ok(pod) => {
-                    d.pods.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(pod));
+                    d.pods
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, Arc::new(pod));
                 }
                 Err(e) => warn!(pod = %id, error = %e, "cannot keep the failed pod"),
             }
@@ -140,14 +154,21 @@ async fn build_pod(
 ) -> Result<(), Status> {
     let ns = PodNamespaces::of(config);
     // Checked before anything is made; `None` for host-network pods, which skip CNI.
-    let network = (!ns.host_network).then(|| pod_network::request(config, &record.id)).transpose()?;
+    let network = (!ns.host_network)
+        .then(|| pod_network::request(config, &record.id))
+        .transpose()?;
     std::fs::create_dir_all(&record.state_dir)
         .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
     let hostname = pod_hostname(config, ns.host_network);
     let sysctls: Vec<(String, String)> = config
         .linux
         .as_ref()
-        .map(|l| l.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|l| {
+            l.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let request = PinRequest {
         net: !ns.host_network,
@@ -223,5 +244,10 @@ fn mount_shm(dir: &PathBuf, size: u64) -> Result<(), Status> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(data.as_str()),
     )
-    .map_err(|e| Status::internal(format!("mounting the pod's /dev/shm at {}: {e}", dir.display())))
+    .map_err(|e| {
+        Status::internal(format!(
+            "mounting the pod's /dev/shm at {}: {e}",
+            dir.display()
+        ))
+    })
 }

@@ -27,7 +27,11 @@ pub(crate) fn status_response(d: &Daemon, pod: &Pod, verbose: bool) -> PodSandbo
         .iter()
         .map(|c| container_status::status_of(c))
         .collect();
-    let info = if verbose { verbose_info(pod) } else { HashMap::new() };
+    let info = if verbose {
+        verbose_info(pod)
+    } else {
+        HashMap::new()
+    };
     PodSandboxStatusResponse {
         status: Some(status_of(pod)),
         info,
@@ -54,7 +58,9 @@ pub(crate) fn status_of(pod: &Pod) -> PodSandboxStatus {
         created_at: record.created_at,
         network: Some(network),
         linux: Some(LinuxPodSandboxStatus {
-            namespaces: Some(Namespace { options: Some(options) }),
+            namespaces: Some(Namespace {
+                options: Some(options),
+            }),
         }),
         labels: config.labels.clone(),
         annotations: config.annotations.clone(),
@@ -67,10 +73,18 @@ pub(crate) fn status_of(pod: &Pod) -> PodSandboxStatus {
 /// then (as containerd does once the netns is gone); host-network pods report none either
 /// (kubelet uses the node's).
 fn network_status(record: &PodRecord) -> PodSandboxNetworkStatus {
-    let ips = if record.network_attached { record.ips.as_slice() } else { &[] };
+    let ips = if record.network_attached {
+        record.ips.as_slice()
+    } else {
+        &[]
+    };
     PodSandboxNetworkStatus {
         ip: ips.first().cloned().unwrap_or_default(),
-        additional_ips: ips.iter().skip(1).map(|ip| PodIp { ip: ip.clone() }).collect(),
+        additional_ips: ips
+            .iter()
+            .skip(1)
+            .map(|ip| PodIp { ip: ip.clone() })
+            .collect(),
     }
 }
 

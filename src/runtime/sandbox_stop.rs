@@ -36,7 +36,9 @@ pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), Status> 
         r.network_attached = false;
         r.pod_init_pid = None;
     });
-    d.store.put_pod(&record).map_err(|e| Status::internal(e.to_string()))?;
+    d.store
+        .put_pod(&record)
+        .map_err(|e| Status::internal(e.to_string()))?;
     info!(pod = %pod.id, "pod sandbox stopped");
     Ok(())
 }

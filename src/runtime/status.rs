@@ -16,7 +16,11 @@ const NETWORK_READY: &str = "NetworkReady";
 pub(super) async fn status(d: &Daemon, req: StatusRequest) -> Result<StatusResponse, Status> {
     let network = d.network_status();
     let conditions = vec![
-        RuntimeCondition { r#type: RUNTIME_READY.into(), status: true, ..Default::default() },
+        RuntimeCondition {
+            r#type: RUNTIME_READY.into(),
+            status: true,
+            ..Default::default()
+        },
         RuntimeCondition {
             r#type: NETWORK_READY.into(),
             status: network.ready,

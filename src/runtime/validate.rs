@@ -11,9 +11,15 @@ pub(crate) fn pod_config(config: &PodSandboxConfig) -> Result<(), Status> {
         .metadata
         .as_ref()
         .ok_or_else(|| Status::invalid_argument("config.metadata is required"))?;
-    for (field, value) in [("name", &m.name), ("namespace", &m.namespace), ("uid", &m.uid)] {
+    for (field, value) in [
+        ("name", &m.name),
+        ("namespace", &m.namespace),
+        ("uid", &m.uid),
+    ] {
         if value.is_empty() {
-            return Err(Status::invalid_argument(format!("config.metadata.{field} is required")));
+            return Err(Status::invalid_argument(format!(
+                "config.metadata.{field} is required"
+            )));
         }
     }
     // The kernel's limit for a hostname (HOST_NAME_MAX).
@@ -41,7 +47,11 @@ pub(crate) fn container_config(config: &ContainerConfig) -> Result<(), Status> {
     if m.name.is_empty() {
         return Err(Status::invalid_argument("config.metadata.name is required"));
     }
-    let image = config.image.as_ref().map(|i| i.image.as_str()).unwrap_or("");
+    let image = config
+        .image
+        .as_ref()
+        .map(|i| i.image.as_str())
+        .unwrap_or("");
     if image.is_empty() {
         return Err(Status::invalid_argument("config.image.image is required"));
     }
@@ -59,7 +69,13 @@ pub(crate) fn runtime_handler(d: &Daemon, handler: &str) -> Result<(), Status> {
     if handler.is_empty() || d.config.runtime.handlers.contains_key(handler) {
         return Ok(());
     }
-    let known: Vec<&str> = d.config.runtime.handlers.keys().map(String::as_str).collect();
+    let known: Vec<&str> = d
+        .config
+        .runtime
+        .handlers
+        .keys()
+        .map(String::as_str)
+        .collect();
     Err(Status::invalid_argument(format!(
         "runtime_handler {handler:?} is not configured (known: {known:?})"
     )))

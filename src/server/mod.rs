@@ -82,7 +82,9 @@ fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -94,7 +96,9 @@ async fn run(config: Config) -> Result<()> {
     let max = config.grpc.max_message_size.0 as usize;
     let group = config.grpc.group.clone();
     let daemon = Arc::new(Daemon::open(config).await?);
-    crate::recovery::recover(&daemon).await.context("recovering state")?;
+    crate::recovery::recover(&daemon)
+        .await
+        .context("recovering state")?;
     daemon.start_streaming().await?;
     let listener = socket::bind(&socket_path, &group)?;
     info!(socket = %socket_path.display(), version = crate::version::VERSION, "longshore is serving CRI");
@@ -132,14 +136,19 @@ async fn start_metrics(daemon: &Arc<Daemon>) -> Result<Option<tokio::task::JoinH
     if address.is_empty() {
         return Ok(None);
     }
-    let address = address.parse().with_context(|| format!("[metrics] address {address:?}"))?;
-    crate::metrics::http::serve(address, daemon.clone()).await.map(Some)
+    let address = address
+        .parse()
+        .with_context(|| format!("[metrics] address {address:?}"))?;
+    crate::metrics::http::serve(address, daemon.clone())
+        .await
+        .map(Some)
 }
 
 async fn shutdown_signal() {
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
         return std::future::pending().await;
     };

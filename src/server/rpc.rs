@@ -35,7 +35,9 @@ where
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 error!(panic = %what, "handler panicked; this is a bug");
-                Err(Status::internal(format!("{method}: internal error: {what}")))
+                Err(Status::internal(format!(
+                    "{method}: internal error: {what}"
+                )))
             }
         };
         let elapsed = started.elapsed();

@@ -118,7 +118,10 @@ impl Container {
 
     /// A copy of the current record.
     pub fn snapshot(&self) -> ContainerRecord {
-        self.record.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.record
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Changes the record in place and returns the changed copy (to persist).
@@ -137,6 +140,9 @@ impl Container {
     pub fn full_name(config: &ContainerConfig, pod: &PodSandboxConfig) -> String {
         let c = config.metadata.clone().unwrap_or_default();
         let p = pod.metadata.clone().unwrap_or_default();
-        format!("{}_{}_{}_{}_{}", c.name, p.name, p.namespace, p.uid, c.attempt)
+        format!(
+            "{}_{}_{}_{}_{}",
+            c.name, p.name, p.namespace, p.uid, c.attempt
+        )
     }
 }

@@ -84,8 +84,10 @@ impl RecordStore {
         id: &str,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|source| StoreError::Decode { id: id.to_string(), source })?;
+        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Decode {
+            id: id.to_string(),
+            source,
+        })?;
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = tx.open_table(table).map_err(db_err)?;
@@ -112,8 +114,11 @@ impl RecordStore {
         let mut out = Vec::new();
         for entry in t.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
-            let record = serde_json::from_slice(v.value())
-                .map_err(|source| StoreError::Decode { id: k.value().to_string(), source })?;
+            let record =
+                serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
+                    id: k.value().to_string(),
+                    source,
+                })?;
             out.push(record);
         }
         Ok(out)

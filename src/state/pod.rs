@@ -83,7 +83,10 @@ impl Pod {
 
     /// A copy of the current record.
     pub fn snapshot(&self) -> PodRecord {
-        self.record.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.record
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Changes the record in place and returns the changed copy (to persist).

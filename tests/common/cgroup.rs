@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"];
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+];
 
 fn mounts() -> Vec<PathBuf> {
     let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
@@ -37,7 +39,11 @@ fn own_root() -> String {
 
 /// Makes a fresh test root in every hierarchy and returns its path.
 pub fn make_test_root() -> String {
-    let root = format!("{}/longshore-e2e-{}", own_root().trim_end_matches('/'), super::rand_suffix());
+    let root = format!(
+        "{}/longshore-e2e-{}",
+        own_root().trim_end_matches('/'),
+        super::rand_suffix()
+    );
     for m in mounts() {
         let dir = m.join(root.trim_start_matches('/'));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
@@ -62,7 +68,8 @@ fn inherit_cpuset(mount: &Path, dir: &Path) {
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let current = std::fs::read_to_string(d.join(f)).unwrap_or_default();
             if current.trim().is_empty() {
-                let parent = std::fs::read_to_string(d.parent().unwrap().join(f)).unwrap_or_default();
+                let parent =
+                    std::fs::read_to_string(d.parent().unwrap().join(f)).unwrap_or_default();
                 let _ = std::fs::write(d.join(f), parent.trim());
             }
         }

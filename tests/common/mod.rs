@@ -31,7 +31,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cni: true, portmap: false, extra_config: String::new() }
+        Options {
+            cni: true,
+            portmap: false,
+            extra_config: String::new(),
+        }
     }
 }
 
@@ -42,7 +46,7 @@ fn test_network() -> (String, u8) {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let octet = ((std::process::id() * 7 + n * 13) % 250 + 1) as u8;
-    (format!("lse{}", rand_suffix()[..6].to_string()), octet)
+    (format!("lse{}", &rand_suffix()[..6]), octet)
 }
 
 /// A running test daemon. Dropping it removes its pods, stops it and sweeps up.
@@ -88,7 +92,10 @@ impl TestDaemon {
 
     /// Starts a daemon.
     pub async fn start_with(opts: Options) -> TestDaemon {
-        let dir = tempfile::Builder::new().prefix("longshore-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("longshore-e2e-")
+            .tempdir()
+            .unwrap();
         let cgroup_root = cgroup::make_test_root();
         let cni_dir = dir.path().join("cni");
         std::fs::create_dir_all(&cni_dir).unwrap();
@@ -103,7 +110,16 @@ impl TestDaemon {
         std::fs::create_dir_all(&log_dir).unwrap();
         let child = spawn(&config_file, dir.path());
         let client = connect(&socket).await;
-        TestDaemon { dir, socket, config_file, log_dir, cgroup_root, client, network, child: Some(child) }
+        TestDaemon {
+            dir,
+            socket,
+            config_file,
+            log_dir,
+            cgroup_root,
+            client,
+            network,
+            child: Some(child),
+        }
     }
 
     /// Stops the daemon with SIGTERM (containers keep running) and starts it again.
@@ -134,7 +150,10 @@ impl TestDaemon {
             .client
             .image
             .pull_image(PullImageRequest {
-                image: Some(ImageSpec { image: image.into(), ..Default::default() }),
+                image: Some(ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .await
@@ -163,7 +182,10 @@ impl TestDaemon {
     pub async fn run_pod(&mut self, config: &PodSandboxConfig) -> String {
         self.client
             .runtime
-            .run_pod_sandbox(RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() })
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: String::new(),
+            })
             .await
             .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", self.daemon_log()))
             .into_inner()
@@ -173,8 +195,14 @@ impl TestDaemon {
     /// A container config running `cmd` in busybox, logging to `<name>.log`.
     pub fn container_config(name: &str, cmd: &[&str]) -> ContainerConfig {
         ContainerConfig {
-            metadata: Some(ContainerMetadata { name: name.into(), attempt: 0 }),
-            image: Some(ImageSpec { image: BUSYBOX.into(), ..Default::default() }),
+            metadata: Some(ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: BUSYBOX.into(),
+                ..Default::default()
+            }),
             command: cmd.iter().map(|s| s.to_string()).collect(),
             log_path: format!("{name}.log"),
             linux: Some(LinuxContainerConfig::default()),
@@ -183,7 +211,12 @@ impl TestDaemon {
     }
 
     /// Creates and starts a container; returns its id.
-    pub async fn run_container(&mut self, pod_id: &str, pod: &PodSandboxConfig, config: ContainerConfig) -> String {
+    pub async fn run_container(
+        &mut self,
+        pod_id: &str,
+        pod: &PodSandboxConfig,
+        config: ContainerConfig,
+    ) -> String {
         let id = self
             .client
             .runtime
@@ -198,7 +231,9 @@ impl TestDaemon {
             .container_id;
         self.client
             .runtime
-            .start_container(StartContainerRequest { container_id: id.clone() })
+            .start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
             .await
             .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", self.daemon_log()));
         id
@@ -208,7 +243,10 @@ impl TestDaemon {
     pub async fn status(&mut self, id: &str) -> ContainerStatus {
         self.client
             .runtime
-            .container_status(ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .container_status(ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
             .await
             .unwrap()
             .into_inner()
@@ -224,7 +262,12 @@ impl TestDaemon {
             if status.state == ContainerState::ContainerExited as i32 {
                 return status;
             }
-            assert!(Instant::now() < deadline, "container {id} still {:?}\n{}", status.state, self.daemon_log());
+            assert!(
+                Instant::now() < deadline,
+                "container {id} still {:?}\n{}",
+                status.state,
+                self.daemon_log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -239,8 +282,20 @@ impl TestDaemon {
             .map(|r| r.into_inner().items)
             .unwrap_or_default();
         for pod in pods {
-            let _ = self.client.runtime.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.id.clone() }).await;
-            let _ = self.client.runtime.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.id }).await;
+            let _ = self
+                .client
+                .runtime
+                .stop_pod_sandbox(StopPodSandboxRequest {
+                    pod_sandbox_id: pod.id.clone(),
+                })
+                .await;
+            let _ = self
+                .client
+                .runtime
+                .remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: pod.id,
+                })
+                .await;
         }
     }
 
@@ -255,19 +310,32 @@ impl TestDaemon {
             .collect();
         assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
         let pods_dir = self.dir.path().join("state/pods");
-        let left: Vec<_> = std::fs::read_dir(&pods_dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let left: Vec<_> = std::fs::read_dir(&pods_dir)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         assert!(left.is_empty(), "pod state left: {left:?}");
         let containers_dir = self.dir.path().join("state/containers");
-        let left: Vec<_> = std::fs::read_dir(&containers_dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let left: Vec<_> = std::fs::read_dir(&containers_dir)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         assert!(left.is_empty(), "container state left: {left:?}");
         // The default parent (`/pods`, like kubelet's `/kubepods`) may stay, empty.
         let cgroups: Vec<_> = cgroup::children(&self.cgroup_root)
             .into_iter()
-            .flat_map(|c| if c.ends_with("pods") { cgroup::children_of(&c) } else { vec![c] })
+            .flat_map(|c| {
+                if c.ends_with("pods") {
+                    cgroup::children_of(&c)
+                } else {
+                    vec![c]
+                }
+            })
             .collect();
         assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
         let daemon = self.child.as_ref().map(|c| c.id() as i32);
-        let procs: Vec<i32> = processes_mentioning(&dir).into_iter().filter(|p| Some(*p) != daemon).collect();
+        let procs: Vec<i32> = processes_mentioning(&dir)
+            .into_iter()
+            .filter(|p| Some(*p) != daemon)
+            .collect();
         assert!(procs.is_empty(), "processes left: {procs:?}");
     }
 }
@@ -278,14 +346,31 @@ impl Drop for TestDaemon {
         let socket = self.socket.clone();
         if self.child.is_some() {
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(mut client) = CriClient::connect(&socket).await {
-                        let pods = client.runtime.list_pod_sandbox(ListPodSandboxRequest::default()).await
-                            .map(|r| r.into_inner().items).unwrap_or_default();
+                        let pods = client
+                            .runtime
+                            .list_pod_sandbox(ListPodSandboxRequest::default())
+                            .await
+                            .map(|r| r.into_inner().items)
+                            .unwrap_or_default();
                         for pod in pods {
-                            let _ = client.runtime.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.id.clone() }).await;
-                            let _ = client.runtime.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.id }).await;
+                            let _ = client
+                                .runtime
+                                .stop_pod_sandbox(StopPodSandboxRequest {
+                                    pod_sandbox_id: pod.id.clone(),
+                                })
+                                .await;
+                            let _ = client
+                                .runtime
+                                .remove_pod_sandbox(RemovePodSandboxRequest {
+                                    pod_sandbox_id: pod.id,
+                                })
+                                .await;
                         }
                     }
                 });
@@ -296,7 +381,10 @@ impl Drop for TestDaemon {
         sweep(self.dir.path(), &self.cgroup_root);
         if let Some((bridge, _)) = &self.network {
             // The bridge plugin leaves its bridge behind by design.
-            let _ = Command::new("ip").args(["link", "del", bridge]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["link", "del", bridge])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -328,11 +416,15 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if pid == me {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         if String::from_utf8_lossy(&cmdline).contains(needle) {
             out.push(pid);
         }
@@ -341,7 +433,11 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
 }
 
 fn spawn(config_file: &Path, dir: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_longshore"))
         .args(["serve", "--config"])
         .arg(config_file)
@@ -361,7 +457,11 @@ async fn connect(socket: &Path) -> CriClient {
                 return client;
             }
         }
-        assert!(Instant::now() < deadline, "daemon did not open {}", socket.display());
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not open {}",
+            socket.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -391,9 +491,16 @@ fn write_bridge_conflist(cni_dir: &Path, dir: &Path, bridge: &str, octet: u8, po
         ]
     });
     if portmap {
-        conf["plugins"].as_array_mut().unwrap().push(serde_json::json!(
-            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
-        ));
+        conf["plugins"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!(
+                {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+            ));
     }
-    std::fs::write(cni_dir.join("10-test.conflist"), serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
+    std::fs::write(
+        cni_dir.join("10-test.conflist"),
+        serde_json::to_vec_pretty(&conf).unwrap(),
+    )
+    .unwrap();
 }

@@ -194,6 +194,7 @@ pub struct StreamingConfig {
 /// The daemon's own Prometheus metrics.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct MetricsConfig {
     /// `host:port` to serve `/metrics` on; empty turns metrics off.
     pub address: String,
@@ -229,7 +230,10 @@ impl Default for GrpcConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Text }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -317,12 +321,6 @@ impl Default for StreamingConfig {
     }
 }
 
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig { address: String::new() }
-    }
-}
-
 impl Config {
     /// Reads and validates a configuration file. A missing file at the default path gives the
     /// defaults; a missing file that was asked for by name is an error.
@@ -332,20 +330,29 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
                 return Ok(Config::default());
             }
-            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
         Config::parse(&text, path)
     }
 
     /// Parses configuration text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
-        config.validate().map_err(|(key, reason)| ConfigError::Invalid {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
-            key,
-            reason,
+            message: e.to_string(),
         })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                path: origin.to_path_buf(),
+                key,
+                reason,
+            })?;
         Ok(config)
     }
 
@@ -377,44 +384,74 @@ impl Config {
         }
         let socket = self.socket_path();
         if !socket.is_absolute() {
-            return fail("grpc.socket", format!("{} is not an absolute path", socket.display()));
+            return fail(
+                "grpc.socket",
+                format!("{} is not an absolute path", socket.display()),
+            );
         }
         // sun_path holds 108 bytes including the terminating NUL.
         if socket.as_os_str().len() > 107 {
-            return fail("grpc.socket", format!("{} is longer than 107 bytes", socket.display()));
+            return fail(
+                "grpc.socket",
+                format!("{} is longer than 107 bytes", socket.display()),
+            );
         }
         if self.grpc.max_message_size.0 < 4 << 20 {
             return fail("grpc.max_message_size", "must be at least 4 MiB".into());
         }
         if self.registry.max_concurrent_downloads == 0 {
-            return fail("registry.max_concurrent_downloads", "must be at least 1".into());
+            return fail(
+                "registry.max_concurrent_downloads",
+                "must be at least 1".into(),
+            );
         }
         if self.registry.max_layer_size.0 == 0 {
             return fail("registry.max_layer_size", "must be more than 0".into());
         }
         if !self.cgroups.root.starts_with('/') {
-            return fail("cgroups.root", format!("{:?} must start with /", self.cgroups.root));
+            return fail(
+                "cgroups.root",
+                format!("{:?} must start with /", self.cgroups.root),
+            );
         }
         if self.cgroups.root.split('/').any(|c| c == "..") {
-            return fail("cgroups.root", format!("{:?} must not contain ..", self.cgroups.root));
+            return fail(
+                "cgroups.root",
+                format!("{:?} must not contain ..", self.cgroups.root),
+            );
         }
         if self.containers.max_log_line_size.0 < 256 {
-            return fail("containers.max_log_line_size", "must be at least 256 bytes".into());
+            return fail(
+                "containers.max_log_line_size",
+                "must be at least 256 bytes".into(),
+            );
         }
         if !self.streaming.address.is_empty()
-            && self.streaming.address.parse::<std::net::SocketAddr>().is_err()
+            && self
+                .streaming
+                .address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
         {
             return fail(
                 "streaming.address",
                 format!("{:?} is not an ip:port address", self.streaming.address),
             );
         }
-        if self.streaming.tls_cert.as_os_str().is_empty() != self.streaming.tls_key.as_os_str().is_empty()
+        if self.streaming.tls_cert.as_os_str().is_empty()
+            != self.streaming.tls_key.as_os_str().is_empty()
         {
-            return fail("streaming.tls_key", "tls_cert and tls_key go together".into());
+            return fail(
+                "streaming.tls_key",
+                "tls_cert and tls_key go together".into(),
+            );
         }
         if !self.metrics.address.is_empty()
-            && self.metrics.address.parse::<std::net::SocketAddr>().is_err()
+            && self
+                .metrics
+                .address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
         {
             return fail(
                 "metrics.address",
@@ -428,12 +465,18 @@ impl Config {
             if handler.path.as_os_str() != "embedded" && !handler.path.is_absolute() {
                 return fail(
                     &format!("runtime.handlers.{name}.path"),
-                    format!("{} is not an absolute path or \"embedded\"", handler.path.display()),
+                    format!(
+                        "{} is not an absolute path or \"embedded\"",
+                        handler.path.display()
+                    ),
                 );
             }
         }
         if !self.runtime.default_handler.is_empty()
-            && !self.runtime.handlers.contains_key(&self.runtime.default_handler)
+            && !self
+                .runtime
+                .handlers
+                .contains_key(&self.runtime.default_handler)
         {
             return fail(
                 "runtime.default_handler",
@@ -456,7 +499,10 @@ mod tests {
 
     #[test]
     fn empty_file_is_default() {
-        assert_eq!(Config::parse("", Path::new("x")).unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("", Path::new("x")).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -471,8 +517,8 @@ mod tests {
     fn bad_value_names_key() {
         let err = Config::parse("root = \"relative\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("root"), "{err}");
-        let err = Config::parse("[cgroups]\ndriver = \"cgroupv3\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let err =
+            Config::parse("[cgroups]\ndriver = \"cgroupv3\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("driver"), "{err}");
     }
 
@@ -489,15 +535,21 @@ mod tests {
 
     #[test]
     fn handler_must_exist() {
-        let err = Config::parse("[runtime]\ndefault_handler = \"runc\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let err = Config::parse(
+            "[runtime]\ndefault_handler = \"runc\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("runtime.default_handler"), "{err}");
         let ok = Config::parse(
             "[runtime]\ndefault_handler = \"runc\"\n[runtime.handlers.runc]\npath = \"/usr/bin/runc\"\n",
             Path::new("c.toml"),
         )
         .unwrap();
-        assert_eq!(ok.runtime.handlers["runc"].path, PathBuf::from("/usr/bin/runc"));
+        assert_eq!(
+            ok.runtime.handlers["runc"].path,
+            PathBuf::from("/usr/bin/runc")
+        );
     }
 
     #[test]

@@ -109,9 +109,9 @@ impl Inner {
             .map(|job| self.layer(&session, reference, job, &lease.owner))
             .collect();
         let fetched: Vec<u64> = futures::stream::iter(layer_futures)
-        .buffer_unordered(self.config.max_concurrent_downloads.max(1))
-        .try_collect()
-        .await?;
+            .buffer_unordered(self.config.max_concurrent_downloads.max(1))
+            .try_collect()
+            .await?;
 
         let id = format!("sha256:{}", manifest.config.digest.hex());
         let mut blobs = vec![

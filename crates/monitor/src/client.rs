@@ -238,10 +238,11 @@ struct Connection {
 
 impl Connection {
     async fn open(path: &Path) -> Result<Self> {
-        let short = crate::sockpath::SocketPath::new(path).map_err(|source| MonitorError::Connect {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let short =
+            crate::sockpath::SocketPath::new(path).map_err(|source| MonitorError::Connect {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let stream = UnixStream::connect(short.as_path())
             .await
             .map_err(|source| MonitorError::Connect {

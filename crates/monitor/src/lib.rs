@@ -27,10 +27,10 @@ mod executor;
 mod fd_passing;
 mod oom;
 pub mod protocol;
-mod sockpath;
 pub mod records;
 mod server;
 mod signals;
+mod sockpath;
 mod stdio;
 mod terminal;
 

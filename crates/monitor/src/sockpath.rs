@@ -28,22 +28,41 @@ impl SocketPath {
     /// The short form of `full` (which need not exist yet; its parent must).
     pub(crate) fn new(full: &Path) -> io::Result<SocketPath> {
         if full.as_os_str().len() <= MAX_DIRECT {
-            return Ok(SocketPath { path: full.to_path_buf(), _dir: None });
+            return Ok(SocketPath {
+                path: full.to_path_buf(),
+                _dir: None,
+            });
         }
         let (parent, name) = match (full.parent(), full.file_name()) {
             (Some(p), Some(n)) => (p, n),
-            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path has no folder")),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "socket path has no folder",
+                ));
+            }
         };
-        let raw = open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(io::Error::from)?;
+        let raw = open(
+            parent,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
         // SAFETY: `open` just returned this descriptor and nothing else owns it.
         let dir = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut short = format!("/proc/{}/fd/{}/", std::process::id(), dir.as_raw_fd()).into_bytes();
+        let mut short =
+            format!("/proc/{}/fd/{}/", std::process::id(), dir.as_raw_fd()).into_bytes();
         short.extend_from_slice(name.as_bytes());
         if short.len() > MAX_DIRECT {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket name too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "socket name too long",
+            ));
         }
-        Ok(SocketPath { path: PathBuf::from(OsStr::from_bytes(&short)), _dir: Some(dir) })
+        Ok(SocketPath {
+            path: PathBuf::from(OsStr::from_bytes(&short)),
+            _dir: Some(dir),
+        })
     }
 
     /// The path to bind or connect.

@@ -61,7 +61,10 @@ pub fn pin(dir: &Path, req: &PinRequest) -> Result<PinnedNamespaces, NamespaceEr
     .into_iter()
     .filter_map(|(wanted, kind)| wanted.then_some(kind))
     .collect();
-    let mut pinned = PinnedNamespaces { dir: dir.to_path_buf(), ..Default::default() };
+    let mut pinned = PinnedNamespaces {
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     if kinds.is_empty() {
         return Ok(pinned);
     }
@@ -98,7 +101,9 @@ fn check_sysctls(req: &PinRequest) -> Result<(), NamespaceError> {
         if !owned {
             return Err(NamespaceError::Sysctl {
                 name: name.clone(),
-                reason: format!("needs the pod's own {what} namespace, but the pod uses the host's"),
+                reason: format!(
+                    "needs the pod's own {what} namespace, but the pod uses the host's"
+                ),
             });
         }
     }
@@ -116,7 +121,9 @@ fn run_on_new_thread(
         .name("ns-pin".into())
         .spawn(move || setup_in_new_namespaces(&dir, &kinds, &req))
         .map_err(|e| NamespaceError::Thread(e.to_string()))?;
-    handle.join().map_err(|_| NamespaceError::Thread("panicked".into()))?
+    handle
+        .join()
+        .map_err(|_| NamespaceError::Thread("panicked".into()))?
 }
 
 fn setup_in_new_namespaces(
@@ -124,13 +131,18 @@ fn setup_in_new_namespaces(
     kinds: &[NamespaceKind],
     req: &PinRequest,
 ) -> Result<(), NamespaceError> {
-    let flags = kinds.iter().fold(CloneFlags::empty(), |f, k| f | k.clone_flag());
-    unshare(flags).map_err(|source| NamespaceError::Sys { op: "unshare", source })?;
-    if req.uts {
-        if let Some(name) = &req.hostname {
-            nix::unistd::sethostname(name)
-                .map_err(|source| NamespaceError::Sys { op: "sethostname", source })?;
-        }
+    let flags = kinds
+        .iter()
+        .fold(CloneFlags::empty(), |f, k| f | k.clone_flag());
+    unshare(flags).map_err(|source| NamespaceError::Sys {
+        op: "unshare",
+        source,
+    })?;
+    if let (true, Some(name)) = (req.uts, &req.hostname) {
+        nix::unistd::sethostname(name).map_err(|source| NamespaceError::Sys {
+            op: "sethostname",
+            source,
+        })?;
     }
     if req.net {
         loopback::bring_up_lo()?;
@@ -141,8 +153,18 @@ fn setup_in_new_namespaces(
     for kind in kinds {
         let source = PathBuf::from(format!("/proc/thread-self/ns/{}", kind.file_name()));
         let target = dir.join(kind.file_name());
-        mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|source| NamespaceError::Path { op: "bind-mount namespace to", path: target, source })?;
+        mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|source| NamespaceError::Path {
+            op: "bind-mount namespace to",
+            path: target,
+            source,
+        })?;
     }
     Ok(())
 }
@@ -150,12 +172,23 @@ fn setup_in_new_namespaces(
 /// Releases every pin under `dir` and removes the folder's pin files. Safe to repeat; a missing
 /// folder is fine.
 pub fn unpin(dir: &Path) -> Result<(), NamespaceError> {
-    for kind in [NamespaceKind::Net, NamespaceKind::Ipc, NamespaceKind::Uts, NamespaceKind::Pid] {
+    for kind in [
+        NamespaceKind::Net,
+        NamespaceKind::Ipc,
+        NamespaceKind::Uts,
+        NamespaceKind::Pid,
+    ] {
         let file = dir.join(kind.file_name());
         match umount2(&file, MntFlags::MNT_DETACH) {
             // EINVAL: not a mount point (never pinned, or already released).
             Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-            Err(source) => return Err(NamespaceError::Path { op: "unmount", path: file, source }),
+            Err(source) => {
+                return Err(NamespaceError::Path {
+                    op: "unmount",
+                    path: file,
+                    source,
+                });
+            }
         }
         match fs::remove_file(&file) {
             Ok(()) => {}
@@ -174,5 +207,9 @@ pub fn unpin(dir: &Path) -> Result<(), NamespaceError> {
 
 fn path_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {
     let source = nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    NamespaceError::Path { op, path: path.to_path_buf(), source }
+    NamespaceError::Path {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }

@@ -68,12 +68,23 @@ impl PodInit {
         if same_namespace(pid, &pin) {
             match kill(Pid::from_raw(pid), Signal::SIGKILL) {
                 Ok(()) | Err(nix::Error::ESRCH) => {}
-                Err(source) => return Err(NamespaceError::Sys { op: "kill pod init", source }),
+                Err(source) => {
+                    return Err(NamespaceError::Sys {
+                        op: "kill pod init",
+                        source,
+                    });
+                }
             }
         }
         match umount2(&pin, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-            Err(source) => return Err(NamespaceError::Path { op: "unmount", path: pin, source }),
+            Err(source) => {
+                return Err(NamespaceError::Path {
+                    op: "unmount",
+                    path: pin,
+                    source,
+                });
+            }
         }
         let _ = std::fs::remove_file(&pin);
         Ok(())
@@ -89,8 +100,17 @@ fn pin_pid_namespace(pid: i32, dir: &Path, pin: &Path) -> Result<(), NamespaceEr
     std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
     std::fs::File::create(pin).map_err(|e| io_err("create", pin, e))?;
     let source = PathBuf::from(format!("/proc/{pid}/ns/pid"));
-    mount(Some(&source), pin, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|source| {
-        NamespaceError::Path { op: "bind-mount pid namespace to", path: pin.to_path_buf(), source }
+    mount(
+        Some(&source),
+        pin,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|source| NamespaceError::Path {
+        op: "bind-mount pid namespace to",
+        path: pin.to_path_buf(),
+        source,
     })
 }
 
@@ -106,7 +126,11 @@ fn same_namespace(pid: i32, pin: &Path) -> bool {
 
 fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {
     let source = nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    NamespaceError::Path { op, path: path.to_path_buf(), source }
+    NamespaceError::Path {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The body of `longshore pod-init`. Returns the exit code of the launching process; the PID 1
@@ -168,7 +192,11 @@ fn reap_all() {
 
 fn redirect_stdio_to_null() {
     use std::os::fd::AsRawFd;
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         for fd in 0..3 {
             // SAFETY: dup2 onto the standard descriptors of this single-threaded process.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };

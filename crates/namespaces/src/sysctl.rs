@@ -51,13 +51,24 @@ pub fn classify_sysctl(name: &str) -> Result<SysctlNamespace, NamespaceError> {
 
 /// The name with `.` separators, for classification.
 fn dotted_name(name: &str) -> String {
-    if name.contains('/') { name.replace('/', ".") } else { name.to_string() }
+    if name.contains('/') {
+        name.replace('/', ".")
+    } else {
+        name.to_string()
+    }
 }
 
 /// The file under /proc/sys for a sysctl name; refuses names that could climb out of it.
 pub(crate) fn proc_path(name: &str) -> Result<PathBuf, NamespaceError> {
-    let relative = if name.contains('/') { name.to_string() } else { name.replace('.', "/") };
-    if relative.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    let relative = if name.contains('/') {
+        name.to_string()
+    } else {
+        name.replace('.', "/")
+    };
+    if relative
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(NamespaceError::Sysctl {
             name: name.to_string(),
             reason: "is not a valid sysctl name".into(),
@@ -81,11 +92,26 @@ mod tests {
 
     #[test]
     fn classifies_like_kubelet() {
-        assert_eq!(classify_sysctl("net.ipv4.ip_forward").unwrap(), SysctlNamespace::Net);
-        assert_eq!(classify_sysctl("net/ipv4/conf/eth0.100/rp_filter").unwrap(), SysctlNamespace::Net);
-        assert_eq!(classify_sysctl("kernel.shm_rmid_forced").unwrap(), SysctlNamespace::Ipc);
-        assert_eq!(classify_sysctl("fs.mqueue.msg_max").unwrap(), SysctlNamespace::Ipc);
-        assert_eq!(classify_sysctl("kernel.domainname").unwrap(), SysctlNamespace::Uts);
+        assert_eq!(
+            classify_sysctl("net.ipv4.ip_forward").unwrap(),
+            SysctlNamespace::Net
+        );
+        assert_eq!(
+            classify_sysctl("net/ipv4/conf/eth0.100/rp_filter").unwrap(),
+            SysctlNamespace::Net
+        );
+        assert_eq!(
+            classify_sysctl("kernel.shm_rmid_forced").unwrap(),
+            SysctlNamespace::Ipc
+        );
+        assert_eq!(
+            classify_sysctl("fs.mqueue.msg_max").unwrap(),
+            SysctlNamespace::Ipc
+        );
+        assert_eq!(
+            classify_sysctl("kernel.domainname").unwrap(),
+            SysctlNamespace::Uts
+        );
         assert!(classify_sysctl("kernel.panic").is_err());
         assert!(classify_sysctl("vm.swappiness").is_err());
     }
@@ -96,7 +122,10 @@ mod tests {
             proc_path("net/ipv4/conf/eth0.100/rp_filter").unwrap(),
             PathBuf::from("/proc/sys/net/ipv4/conf/eth0.100/rp_filter")
         );
-        assert_eq!(proc_path("net.core.somaxconn").unwrap(), PathBuf::from("/proc/sys/net/core/somaxconn"));
+        assert_eq!(
+            proc_path("net.core.somaxconn").unwrap(),
+            PathBuf::from("/proc/sys/net/core/somaxconn")
+        );
         assert!(proc_path("net/../../etc/passwd").is_err());
     }
 }

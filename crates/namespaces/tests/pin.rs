@@ -9,11 +9,18 @@ use nix::sched::{CloneFlags, setns};
 fn mounted_under(dir: &Path) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let needle = dir.to_string_lossy().to_string();
-    info.lines().filter(|l| l.contains(&needle)).map(String::from).collect()
+    info.lines()
+        .filter(|l| l.contains(&needle))
+        .map(String::from)
+        .collect()
 }
 
 /// Runs `f` on a fresh thread that has joined the namespace pinned at `pin`.
-fn inside<T: Send + 'static>(pin: PathBuf, flag: CloneFlags, f: impl FnOnce() -> T + Send + 'static) -> T {
+fn inside<T: Send + 'static>(
+    pin: PathBuf,
+    flag: CloneFlags,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
         let file = std::fs::File::open(&pin).unwrap();
         setns(file.as_fd(), flag).unwrap();
@@ -35,7 +42,8 @@ fn pins_net_ipc_uts_with_hostname_and_sysctls() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let _guard = Cleanup(dir.clone());
-    let host_value = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    let host_value =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
     let req = PinRequest {
         net: true,
         ipc: true,
@@ -50,7 +58,9 @@ fn pins_net_ipc_uts_with_hostname_and_sysctls() {
     assert_eq!(mounted_under(&dir).len(), 3, "three pins");
 
     let uts = pinned.uts.clone().unwrap();
-    let name = inside(uts, CloneFlags::CLONE_NEWUTS, || nix::unistd::gethostname().unwrap());
+    let name = inside(uts, CloneFlags::CLONE_NEWUTS, || {
+        nix::unistd::gethostname().unwrap()
+    });
     assert_eq!(name.to_string_lossy(), "pod-under-test");
 
     let net = pinned.net.clone().unwrap();
@@ -66,11 +76,15 @@ fn pins_net_ipc_uts_with_hostname_and_sysctls() {
 
     let ipc = pinned.ipc.clone().unwrap();
     let rmid = inside(ipc, CloneFlags::CLONE_NEWIPC, || {
-        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap().trim().to_string()
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced")
+            .unwrap()
+            .trim()
+            .to_string()
     });
     assert_eq!(rmid, "1");
 
-    let host_after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    let host_after =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
     assert_eq!(host_value, host_after, "the host's sysctl is untouched");
 
     unpin(&dir).unwrap();
@@ -138,7 +152,10 @@ fn pod_init_holds_a_pid_namespace_until_stopped() {
     assert!(nspid.split_whitespace().last() == Some("1"), "{nspid}");
     // The launcher exited, so the init was handed to another parent.
     let ppid_line = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
-    assert_ne!(ppid_line.split_whitespace().nth(1), Some(std::process::id().to_string().as_str()));
+    assert_ne!(
+        ppid_line.split_whitespace().nth(1),
+        Some(std::process::id().to_string().as_str())
+    );
 
     PodInit::stop(init.pid, &dir).unwrap();
     for _ in 0..100 {

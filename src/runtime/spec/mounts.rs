@@ -367,7 +367,9 @@ fn v1_cgroup_mounts(ctx: &MountContext<'_>, rw: &str) -> Vec<Mount> {
         e.fs_type == "cgroup2" || (e.fs_type == "cgroup" && !e.super_options.contains("name="))
     };
     for entry in table.iter().filter(managed) {
-        let Ok(name) = entry.mount_point.strip_prefix(SYS_FS_CGROUP) else { continue };
+        let Ok(name) = entry.mount_point.strip_prefix(SYS_FS_CGROUP) else {
+            continue;
+        };
         if name.as_os_str().is_empty() || name.components().count() != 1 {
             continue;
         }
@@ -947,10 +949,16 @@ mod tests {
 41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
 ";
         std::fs::write(f.base.join("mountinfo"), table).unwrap();
-        let host = HostFacts { cgroup_v2: false, ..f.host.clone() };
+        let host = HostFacts {
+            cgroup_v2: false,
+            ..f.host.clone()
+        };
         let p = pod(&f.base);
         let plan = super::plan(&ctx(&[], &p, &host)).unwrap();
-        assert_eq!(find(&plan, "/sys/fs/cgroup").unwrap().typ().as_deref(), Some("tmpfs"));
+        assert_eq!(
+            find(&plan, "/sys/fs/cgroup").unwrap().typ().as_deref(),
+            Some("tmpfs")
+        );
         let memory = find(&plan, "/sys/fs/cgroup/memory").unwrap();
         assert_eq!(
             memory.source().as_deref(),
@@ -959,6 +967,9 @@ mod tests {
         assert!(options(memory).contains(&"ro".to_string()));
         assert!(find(&plan, "/sys/fs/cgroup/cpu").is_some());
         assert!(find(&plan, "/sys/fs/cgroup/unified").is_some());
-        assert!(find(&plan, "/sys/fs/cgroup/systemd").is_none(), "named hierarchies are left out");
+        assert!(
+            find(&plan, "/sys/fs/cgroup/systemd").is_none(),
+            "named hierarchies are left out"
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! Doing libcontainer's work in a fork also keeps its memory out of the long-lived monitor.
 
 pub(crate) mod embedded;
-mod tenant_seccomp;
 pub(crate) mod external;
+mod tenant_seccomp;
 
 use std::io;
 use std::os::fd::OwnedFd;

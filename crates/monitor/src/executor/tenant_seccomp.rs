@@ -34,8 +34,12 @@ impl Executor for TenantSeccomp {
 }
 
 fn install(seccomp: &LinuxSeccomp) -> Result<(), ExecutorError> {
-    let has_sys_admin = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_ADMIN)
-        .unwrap_or(false);
+    let has_sys_admin = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_ADMIN,
+    )
+    .unwrap_or(false);
     if !has_sys_admin {
         // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1) takes no pointers and only affects this process.
         let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
@@ -48,5 +52,7 @@ fn install(seccomp: &LinuxSeccomp) -> Result<(), ExecutorError> {
     }
     libcontainer::seccomp::initialize_seccomp(seccomp)
         .map(|_| ())
-        .map_err(|e| ExecutorError::Other(format!("installing the container's seccomp filter: {e}")))
+        .map_err(|e| {
+            ExecutorError::Other(format!("installing the container's seccomp filter: {e}"))
+        })
 }
