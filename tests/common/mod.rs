@@ -25,8 +25,10 @@ pub struct Options {
     pub cni: bool,
     /// Add the portmap plugin to the test network.
     pub portmap: bool,
-    /// Extra TOML appended to the generated config.
+    /// Extra TOML appended to the generated config (new tables only).
     pub extra_config: String,
+    /// Extra keys for the generated `[registry]` table.
+    pub registry_extra: String,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             cni: true,
             portmap: false,
             extra_config: String::new(),
+            registry_extra: String::new(),
         }
     }
 }
@@ -70,7 +73,7 @@ fn config_text(dir: &Path, cgroup_root: &str, opts: &Options) -> String {
     let cni_dir = dir.join("cni");
     let mut text = format!(
         "root = \"{root}\"\nstate = \"{state}\"\n\
-         [registry]\nconfig_path = \"{hosts}\"\ndocker_config = \"{dir}/no-docker-config.json\"\n\
+         [registry]\nconfig_path = \"{hosts}\"\ndocker_config = \"{dir}/no-docker-config.json\"\n{registry_extra}\n\
          [cgroups]\nroot = \"{cgroup_root}\"\ndefault_parent = \"/pods\"\n\
          [cni]\nconf_dir = \"{cni}\"\ncache_dir = \"{dir}/cni-cache\"\n\
          [runtime.handlers.runc]\npath = \"/usr/bin/runc\"\n",
@@ -79,6 +82,7 @@ fn config_text(dir: &Path, cgroup_root: &str, opts: &Options) -> String {
         hosts = repo_dir().join("tests/registry/hosts.d").display(),
         dir = dir.display(),
         cni = cni_dir.display(),
+        registry_extra = opts.registry_extra,
     );
     text.push_str(&opts.extra_config);
     text
@@ -457,11 +461,16 @@ async fn connect(socket: &Path) -> CriClient {
                 return client;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "daemon did not open {}",
-            socket.display()
-        );
+        if Instant::now() >= deadline {
+            let log = socket
+                .parent()
+                .and_then(|s| s.parent())
+                .map(|d| d.join("daemon.log"));
+            let text = log
+                .and_then(|l| std::fs::read_to_string(l).ok())
+                .unwrap_or_default();
+            panic!("daemon did not open {}\n{text}", socket.display());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
