@@ -3,8 +3,8 @@
 #   1. unit and integration tests of every crate, and the end-to-end tests in tests/ that start
 #      real `longshore serve` daemons against the local registry, real namespaces, overlay mounts,
 #      cgroups and CNI plugins;
-#   2. the cgroup v2 tests inside a QEMU VM with a pure cgroup v2 kernel (skipped, saying so,
-#      when the VM kit is not on this machine).
+#   2. the cgroup v2 tests inside a QEMU VM with a pure cgroup v2 kernel, for the cgroups crate and
+#      for the daemon end to end (skipped, saying so, when the VM kit is not on this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +14,9 @@ cd "$(dirname "$0")/.."
 
 cargo build --locked --workspace --all-targets
 cargo test --locked --workspace -- --test-threads="${LONGSHORE_TEST_THREADS:-4}"
+# Pure cgroup v2 (QEMU): the cgroups crate, then the daemon end to end (stats, and the pod and
+# container cases that depend on cgroups: limits, OOM, live updates, runc, security context).
 scripts/test-cgroup-v2.sh
+scripts/test-daemon-v2.sh --test stats
+scripts/test-daemon-v2.sh --test pods memory_limit resources_update containers_of_a_pod \
+  the_runc_handler security_context

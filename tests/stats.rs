@@ -142,7 +142,7 @@ async fn a_busy_loop_raises_cpu_usage_and_its_rate() {
     assert!(cpu_of(&idle_second).1 >= cpu_of(&idle_first).1);
     assert!(first.memory.is_some() && first.attributes.as_ref().unwrap().id == busy);
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        // Pure cgroup v2 (scripts/test-stats-v2.sh): every cgroup has PSI files.
+        // Pure cgroup v2 (scripts/test-daemon-v2.sh): every cgroup has PSI files.
         assert!(second.cpu.as_ref().unwrap().psi.is_some(), "{second:?}");
         assert!(second.memory.as_ref().unwrap().psi.is_some(), "{second:?}");
         assert!(

@@ -1,16 +1,16 @@
 #!/bin/bash
-# Run the daemon's cgroup-dependent stats tests (tests/stats.rs) end to end on a pure cgroup v2
-# kernel: the real `longshore serve`, pods, containers, CNI bridge, inside the QEMU kit.
+# Run end-to-end tests of the daemon (a root tests/<name>.rs file) on a pure cgroup v2 kernel: the
+# real `longshore serve`, pods, containers, CNI bridge, inside the QEMU kit.
 #
 # The guest cannot reach the host's registries, so it serves the test images itself: a read-only
 # docker-registry on its own 127.0.0.1:5000 over the host's registry storage (shared into the
 # guest with -w; the registry runs in read-only mode and writes nothing there). Run
 # scripts/setup-test-host.sh once first.
 #
-#   scripts/test-stats-v2.sh [TEST-NAME-FILTER...]
+#   scripts/test-daemon-v2.sh [--test NAME] [TEST-NAME-FILTER...]
 #
-# Default filters: the tests that read cgroups (CPU, working set, pod stats and metrics, pod
-# resize). Takes a few minutes (the guest's CPU is 6-20x slower). Without a VM kit or without the
+# Default: --test stats with the tests that read cgroups (CPU, working set, pod stats and
+# metrics, pod resize). Takes a few minutes (the guest's CPU is 6-20x slower). Without a VM kit or without the
 # registry storage this prints "skipped: ..." and exits 0; any other failure exits non-zero.
 set -euo pipefail
 
@@ -31,17 +31,22 @@ if [ ! -d "$STORAGE/docker" ]; then
   echo "skipped: no registry storage at $STORAGE (run scripts/setup-test-host.sh)"
   exit 0
 fi
+TEST=stats
+if [ "${1:-}" = "--test" ]; then
+  TEST=$2
+  shift 2
+fi
 FILTERS=("$@")
-if [ ${#FILTERS[@]} -eq 0 ]; then
+if [ ${#FILTERS[@]} -eq 0 ] && [ "$TEST" = stats ]; then
   FILTERS=(a_busy_loop shm_writes pod_stats_and update_pod)
 fi
 
-echo "building the stats test binary on the host" >&2
-BIN=$(cd "$ROOT" && cargo test -p longshore --test stats --no-run --message-format=json \
-  | jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test
-    and .target.name == "stats") | .executable')
+echo "building the $TEST test binary on the host" >&2
+BIN=$(cd "$ROOT" && cargo test -p longshore --test "$TEST" --no-run --message-format=json \
+  | jq -r --arg t "$TEST" 'select(.reason == "compiler-artifact" and .executable != null
+    and .profile.test and .target.name == $t) | .executable')
 if [ -z "$BIN" ]; then
-  echo "stats test binary not found in cargo's output" >&2
+  echo "$TEST test binary not found in cargo's output" >&2
   exit 1
 fi
 
