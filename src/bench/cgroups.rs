@@ -48,7 +48,8 @@ fn deepest(proc_cgroup: &str) -> String {
 
 fn is_strictly_under(path: &str, own: &str) -> bool {
     let own = own.trim_end_matches('/');
-    path.strip_prefix(own).is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+    path.strip_prefix(own)
+        .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
 }
 
 /// Mount points of every cgroup (v1) and cgroup2 hierarchy.

@@ -86,7 +86,9 @@ impl Endpoint {
     /// The Version RPC's answer.
     pub async fn version(&self) -> Result<VersionResponse> {
         let mut rt = self.client.runtime.clone();
-        let req = VersionRequest { version: "v1".into() };
+        let req = VersionRequest {
+            version: "v1".into(),
+        };
         Ok(rt.version(req).await.context("Version")?.into_inner())
     }
 
@@ -94,7 +96,8 @@ impl Endpoint {
     pub async fn run_pod(&self, name: &str) -> Result<Pod> {
         let uid = format!("{:016x}", rand::random::<u64>());
         let log_dir = self.log_dir.join(&uid);
-        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))?;
         let config = workload::pod_config(
             name,
             &uid,
@@ -103,9 +106,20 @@ impl Endpoint {
             &self.run_id,
         );
         let mut rt = self.client.runtime.clone();
-        let req = RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: String::new() };
-        let id = rt.run_pod_sandbox(req).await.context("RunPodSandbox")?.into_inner().pod_sandbox_id;
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone());
+        let req = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        };
+        let id = rt
+            .run_pod_sandbox(req)
+            .await
+            .context("RunPodSandbox")?
+            .into_inner()
+            .pod_sandbox_id;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
         Ok(Pod { id, uid, config })
     }
 
@@ -117,20 +131,32 @@ impl Endpoint {
             config: Some(workload::container_config(name, image)),
             sandbox_config: Some(pod.config.clone()),
         };
-        Ok(rt.create_container(req).await.context("CreateContainer")?.into_inner().container_id)
+        Ok(rt
+            .create_container(req)
+            .await
+            .context("CreateContainer")?
+            .into_inner()
+            .container_id)
     }
 
     /// Starts a created container.
     pub async fn start_container(&self, id: &str) -> Result<()> {
         let mut rt = self.client.runtime.clone();
-        rt.start_container(StartContainerRequest { container_id: id.to_string() }).await.context("StartContainer")?;
+        rt.start_container(StartContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .context("StartContainer")?;
         Ok(())
     }
 
     /// Stops a container (SIGTERM, which the workload obeys at once).
     pub async fn stop_container(&self, id: &str) -> Result<()> {
         let mut rt = self.client.runtime.clone();
-        let req = StopContainerRequest { container_id: id.to_string(), timeout: STOP_TIMEOUT_SECS };
+        let req = StopContainerRequest {
+            container_id: id.to_string(),
+            timeout: STOP_TIMEOUT_SECS,
+        };
         rt.stop_container(req).await.context("StopContainer")?;
         Ok(())
     }
@@ -138,24 +164,37 @@ impl Endpoint {
     /// Removes a container.
     pub async fn remove_container(&self, id: &str) -> Result<()> {
         let mut rt = self.client.runtime.clone();
-        rt.remove_container(RemoveContainerRequest { container_id: id.to_string() }).await.context("RemoveContainer")?;
+        rt.remove_container(RemoveContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .context("RemoveContainer")?;
         Ok(())
     }
 
     /// Stops the pod.
     pub async fn stop_pod(&self, pod: &Pod) -> Result<()> {
         let mut rt = self.client.runtime.clone();
-        rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.id.clone() }).await.context("StopPodSandbox")?;
+        rt.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.id.clone(),
+        })
+        .await
+        .context("StopPodSandbox")?;
         Ok(())
     }
 
     /// Removes a stopped pod and, as kubelet does afterwards, its log folder and its pod cgroup.
     pub async fn remove_pod(&self, pod: &Pod) -> Result<()> {
         let mut rt = self.client.runtime.clone();
-        rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.id.clone() })
-            .await
-            .context("RemovePodSandbox")?;
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&pod.id);
+        rt.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod.id.clone(),
+        })
+        .await
+        .context("RemovePodSandbox")?;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pod.id);
         let _ = std::fs::remove_dir_all(self.log_dir.join(&pod.uid));
         if let Some(parent) = &self.spec.cgroup_parent {
             let path = workload::pod_cgroup(parent, &pod.uid);
@@ -173,23 +212,36 @@ impl Endpoint {
     /// Tears pods down, `parallel` at a time; returns the first error after trying all.
     pub async fn teardown_all(&self, pods: &[Pod], parallel: usize) -> Result<()> {
         use futures::StreamExt;
-        let results: Vec<Result<()>> =
-            futures::stream::iter(pods.iter().map(|p| self.teardown(p))).buffer_unordered(parallel.max(1)).collect().await;
+        let results: Vec<Result<()>> = futures::stream::iter(pods.iter().map(|p| self.teardown(p)))
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
         results.into_iter().collect()
     }
 
     /// Every container id on the endpoint.
     pub async fn container_ids(&self) -> Result<HashSet<String>> {
         let mut rt = self.client.runtime.clone();
-        let resp = rt.list_containers(ListContainersRequest::default()).await.context("ListContainers")?;
-        Ok(resp.into_inner().containers.into_iter().map(|c| c.id).collect())
+        let resp = rt
+            .list_containers(ListContainersRequest::default())
+            .await
+            .context("ListContainers")?;
+        Ok(resp
+            .into_inner()
+            .containers
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
     }
 
     /// Times one unfiltered ListContainers; returns the time and how many came back.
     pub async fn time_list_containers(&self) -> Result<(Duration, usize)> {
         let mut rt = self.client.runtime.clone();
         let t = Instant::now();
-        let resp = rt.list_containers(ListContainersRequest::default()).await.context("ListContainers")?;
+        let resp = rt
+            .list_containers(ListContainersRequest::default())
+            .await
+            .context("ListContainers")?;
         Ok((t.elapsed(), resp.into_inner().containers.len()))
     }
 
@@ -197,7 +249,10 @@ impl Endpoint {
     pub async fn time_list_pods(&self) -> Result<(Duration, usize)> {
         let mut rt = self.client.runtime.clone();
         let t = Instant::now();
-        let resp = rt.list_pod_sandbox(ListPodSandboxRequest::default()).await.context("ListPodSandbox")?;
+        let resp = rt
+            .list_pod_sandbox(ListPodSandboxRequest::default())
+            .await
+            .context("ListPodSandbox")?;
         Ok((t.elapsed(), resp.into_inner().items.len()))
     }
 
@@ -205,33 +260,76 @@ impl Endpoint {
     pub async fn running_in(&self, pods: &HashSet<String>) -> Result<usize> {
         let mut rt = self.client.runtime.clone();
         let filter = ContainerFilter {
-            state: Some(ContainerStateValue { state: ContainerState::ContainerRunning as i32 }),
+            state: Some(ContainerStateValue {
+                state: ContainerState::ContainerRunning as i32,
+            }),
             ..Default::default()
         };
-        let resp = rt.list_containers(ListContainersRequest { filter: Some(filter) }).await.context("ListContainers")?;
-        Ok(resp.into_inner().containers.iter().filter(|c| pods.contains(&c.pod_sandbox_id)).count())
+        let resp = rt
+            .list_containers(ListContainersRequest {
+                filter: Some(filter),
+            })
+            .await
+            .context("ListContainers")?;
+        Ok(resp
+            .into_inner()
+            .containers
+            .iter()
+            .filter(|c| pods.contains(&c.pod_sandbox_id))
+            .count())
     }
 
     /// The image's id and size, if the endpoint has it.
     pub async fn image_status(&self, image: &str) -> Result<Option<(String, u64)>> {
         let mut img = self.client.image.clone();
-        let req = ImageStatusRequest { image: Some(ImageSpec { image: image.into(), ..Default::default() }), verbose: false };
-        let resp = img.image_status(req).await.context("ImageStatus")?.into_inner();
-        Ok(resp.image.filter(|i| !i.id.is_empty()).map(|i| (i.id, i.size)))
+        let req = ImageStatusRequest {
+            image: Some(ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        };
+        let resp = img
+            .image_status(req)
+            .await
+            .context("ImageStatus")?
+            .into_inner();
+        Ok(resp
+            .image
+            .filter(|i| !i.id.is_empty())
+            .map(|i| (i.id, i.size)))
     }
 
     /// Pulls an image; returns its reference.
     pub async fn pull(&self, image: &str) -> Result<String> {
         let mut img = self.client.image.clone();
-        let req = PullImageRequest { image: Some(ImageSpec { image: image.into(), ..Default::default() }), ..Default::default() };
-        Ok(img.pull_image(req).await.with_context(|| format!("PullImage {image}"))?.into_inner().image_ref)
+        let req = PullImageRequest {
+            image: Some(ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Ok(img
+            .pull_image(req)
+            .await
+            .with_context(|| format!("PullImage {image}"))?
+            .into_inner()
+            .image_ref)
     }
 
     /// Removes an image (by id: every tag of it, and its content).
     pub async fn remove_image(&self, id: &str) -> Result<()> {
         let mut img = self.client.image.clone();
-        let req = RemoveImageRequest { image: Some(ImageSpec { image: id.into(), ..Default::default() }) };
-        img.remove_image(req).await.with_context(|| format!("RemoveImage {id}"))?;
+        let req = RemoveImageRequest {
+            image: Some(ImageSpec {
+                image: id.into(),
+                ..Default::default()
+            }),
+        };
+        img.remove_image(req)
+            .await
+            .with_context(|| format!("RemoveImage {id}"))?;
         Ok(())
     }
 
@@ -246,18 +344,36 @@ impl Endpoint {
     /// Removes every pod this run made and has not removed, including ones it lost track of
     /// (found by the run's label). Returns how many.
     pub async fn sweep(&self) -> usize {
-        let mut ids: HashSet<String> = self.live.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let mut ids: HashSet<String> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
         let mut rt = self.client.runtime.clone();
         let filter = PodSandboxFilter {
             label_selector: [(workload::RUN_LABEL.to_string(), self.run_id.clone())].into(),
             ..Default::default()
         };
-        if let Ok(resp) = rt.list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) }).await {
+        if let Ok(resp) = rt
+            .list_pod_sandbox(ListPodSandboxRequest {
+                filter: Some(filter),
+            })
+            .await
+        {
             ids.extend(resp.into_inner().items.into_iter().map(|p| p.id));
         }
         for id in &ids {
-            let _ = rt.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.clone() }).await;
-            let _ = rt.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.clone() }).await;
+            let _ = rt
+                .stop_pod_sandbox(StopPodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                })
+                .await;
+            let _ = rt
+                .remove_pod_sandbox(RemovePodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                })
+                .await;
         }
         let _ = std::fs::remove_dir_all(&self.log_dir);
         ids.len()

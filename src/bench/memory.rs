@@ -51,6 +51,25 @@ impl RuntimeMemory {
         self.daemon.iter().chain(self.helpers.iter())
     }
 
+    /// Average RSS and PSS of the helpers of each name, by name.
+    pub fn helper_averages(&self) -> Vec<(String, f64, f64)> {
+        let mut by_name: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+        for p in &self.helpers {
+            let e = by_name.entry(p.name.as_str()).or_default();
+            *e = (e.0 + p.rss, e.1 + p.pss, e.2 + 1);
+        }
+        by_name
+            .into_iter()
+            .map(|(name, (rss, pss, n))| {
+                (
+                    name.to_string(),
+                    rss as f64 / n as f64,
+                    pss as f64 / n as f64,
+                )
+            })
+            .collect()
+    }
+
     /// How many helpers of each name (`containerd-shim: 50, pause: 50`).
     pub fn helper_names(&self) -> String {
         let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
@@ -58,7 +77,11 @@ impl RuntimeMemory {
             *by_name.entry(p.name.as_str()).or_default() += 1;
         }
         let parts: Vec<String> = by_name.iter().map(|(n, c)| format!("{n}: {c}")).collect();
-        if parts.is_empty() { "none".to_string() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -83,7 +106,9 @@ pub fn measure(scope: &Scope<'_>, workloads: &HashSet<String>) -> RuntimeMemory 
             if Some(pid) == daemon_pid {
                 continue;
             }
-            let Some(cgroup) = memory_cgroup(pid) else { continue };
+            let Some(cgroup) = memory_cgroup(pid) else {
+                continue;
+            };
             if !is_under(&cgroup, prefix) || is_workload(&cgroup, workloads) {
                 continue;
             }
@@ -98,7 +123,11 @@ pub fn measure(scope: &Scope<'_>, workloads: &HashSet<String>) -> RuntimeMemory 
 /// Whether `path` is `prefix` or inside it.
 fn is_under(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty() || path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether the cgroup is a container's own (cgroupfs names it by id; systemd as `<prefix>-<id>.scope`).
@@ -126,7 +155,10 @@ fn parse_memory_cgroup(text: &str) -> Option<String> {
     let mut unified = None;
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
         if controllers.split(',').any(|c| c == "memory") {
             return Some(path.to_string());
         }
@@ -145,8 +177,16 @@ pub fn process_memory(pid: i32) -> Option<ProcessMemory> {
         .ok()
         .and_then(|t| kib_field(&t, "Pss:"))
         .unwrap_or(0);
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();
-    Some(ProcessMemory { pid, name, rss: rss * 1024, pss: pss * 1024 })
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    Some(ProcessMemory {
+        pid,
+        name,
+        rss: rss * 1024,
+        pss: pss * 1024,
+    })
 }
 
 /// A `Name:   1234 kB` field.
@@ -171,9 +211,13 @@ pub fn socket_owner(socket: &Path) -> Option<i32> {
     let mut pids = all_pids();
     pids.sort_unstable();
     pids.into_iter().find(|pid| {
-        std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|t| targets.contains(&*t.to_string_lossy()))
-        })
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| targets.contains(&*t.to_string_lossy()))
+            })
     })
 }
 
@@ -199,15 +243,24 @@ mod tests {
     #[test]
     fn memory_controller_line_wins_on_hybrid_hosts() {
         let hybrid = "9:name=systemd:/\n4:memory:/process_api/abc\n1:cpu:/\n0::/\n";
-        assert_eq!(parse_memory_cgroup(hybrid).as_deref(), Some("/process_api/abc"));
+        assert_eq!(
+            parse_memory_cgroup(hybrid).as_deref(),
+            Some("/process_api/abc")
+        );
         let combined = "5:cpuacct,memory:/x\n0::/\n";
         assert_eq!(parse_memory_cgroup(combined).as_deref(), Some("/x"));
-        assert_eq!(parse_memory_cgroup("0::/user.slice/a\n").as_deref(), Some("/user.slice/a"));
+        assert_eq!(
+            parse_memory_cgroup("0::/user.slice/a\n").as_deref(),
+            Some("/user.slice/a")
+        );
     }
 
     #[test]
     fn prefixes_match_whole_components() {
-        assert!(is_under("/a/bench/containerd/daemon", "/a/bench/containerd"));
+        assert!(is_under(
+            "/a/bench/containerd/daemon",
+            "/a/bench/containerd"
+        ));
         assert!(is_under("/a/bench/containerd", "/a/bench/containerd/"));
         assert!(!is_under("/a/bench/containerd2/x", "/a/bench/containerd"));
         assert!(is_under("/anything", "/"));
@@ -220,6 +273,29 @@ mod tests {
         assert!(is_workload("/k/pod1/cri-containerd-abc123.scope", &ids));
         assert!(!is_workload("/k/pod1/def456", &ids));
         assert!(!is_workload("/k/abc123/pause", &ids));
+    }
+
+    #[test]
+    fn helpers_average_by_name() {
+        let p = |name: &str, rss: u64| ProcessMemory {
+            pid: 1,
+            name: name.into(),
+            rss,
+            pss: rss / 2,
+        };
+        let m = RuntimeMemory {
+            daemon: Some(p("d", 100)),
+            helpers: vec![p("shim", 10), p("shim", 20), p("pause", 4)],
+        };
+        assert_eq!(m.rss(), 134);
+        assert_eq!(m.helper_names(), "pause: 1, shim: 2");
+        assert_eq!(
+            m.helper_averages(),
+            vec![
+                ("pause".to_string(), 4.0, 2.0),
+                ("shim".to_string(), 15.0, 7.5)
+            ]
+        );
     }
 
     #[test]

@@ -96,7 +96,9 @@ pub struct BenchArgs {
 /// `NAME=VALUE`, both non-empty.
 fn parse_named(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok((name.to_string(), value.to_string())),
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+            Ok((name.to_string(), value.to_string()))
+        }
         _ => Err(format!("{text:?} is not NAME=VALUE")),
     }
 }
@@ -109,14 +111,26 @@ fn endpoint_specs(args: &BenchArgs) -> Result<Vec<EndpointSpec>> {
         if specs.iter().any(|s| &s.name == name) {
             bail!("endpoint {name:?} is given twice");
         }
-        specs.push(EndpointSpec { name: name.clone(), uri: uri.clone(), cgroup_parent: None, runtime_cgroup: None });
+        specs.push(EndpointSpec {
+            name: name.clone(),
+            uri: uri.clone(),
+            cgroup_parent: None,
+            runtime_cgroup: None,
+        });
     }
-    for (option, pairs) in [("--cgroup-parent", &args.cgroup_parents), ("--runtime-cgroup", &args.runtime_cgroups)] {
+    for (option, pairs) in [
+        ("--cgroup-parent", &args.cgroup_parents),
+        ("--runtime-cgroup", &args.runtime_cgroups),
+    ] {
         for (name, value) in pairs {
             let Some(spec) = specs.iter_mut().find(|s| &s.name == name) else {
                 bail!("{option} names {name:?}, which is no --endpoint");
             };
-            let slot = if option == "--cgroup-parent" { &mut spec.cgroup_parent } else { &mut spec.runtime_cgroup };
+            let slot = if option == "--cgroup-parent" {
+                &mut spec.cgroup_parent
+            } else {
+                &mut spec.runtime_cgroup
+            };
             *slot = Some(value.clone());
         }
     }
@@ -150,10 +164,19 @@ impl BenchArgs {
 
     fn settings_shown(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("iterations".into(), format!("{} (+{} warmup)", self.iterations, self.warmup)),
+            (
+                "iterations".into(),
+                format!("{} (+{} warmup)", self.iterations, self.warmup),
+            ),
             ("rounds".into(), self.rounds.to_string()),
             ("pods".into(), self.pods.to_string()),
-            ("list".into(), format!("{} containers in {} pods", self.list_containers, self.list_pods)),
+            (
+                "list".into(),
+                format!(
+                    "{} containers in {} pods",
+                    self.list_containers, self.list_pods
+                ),
+            ),
             ("image".into(), self.image.clone()),
             ("pull image".into(), self.pull_image.clone()),
         ])
@@ -164,7 +187,10 @@ impl BenchArgs {
 pub fn run(args: BenchArgs) -> Result<()> {
     let specs = endpoint_specs(&args)?;
     // One thread: the bench's own CPU use stays small on a small machine shared with the runtimes.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     rt.block_on(run_async(args, specs))
 }
 
@@ -175,7 +201,10 @@ async fn run_async(args: BenchArgs, specs: Vec<EndpointSpec>) -> Result<()> {
     let mut infos = Vec::new();
     for spec in specs {
         let ep = Endpoint::connect(spec, &args.log_dir, &run_id).await?;
-        let v = ep.version().await.with_context(|| format!("asking {} for its version", ep.name()))?;
+        let v = ep
+            .version()
+            .await
+            .with_context(|| format!("asking {} for its version", ep.name()))?;
         infos.push(EndpointInfo {
             name: ep.name().to_string(),
             uri: ep.spec.uri.clone(),
@@ -197,7 +226,9 @@ async fn run_async(args: BenchArgs, specs: Vec<EndpointSpec>) -> Result<()> {
         progress: progress::Progress::new(args.quiet),
         at_start,
     };
-    let needs_image = scenarios.iter().any(|s| !matches!(s, Scenario::Runp | Scenario::Pull));
+    let needs_image = scenarios
+        .iter()
+        .any(|s| !matches!(s, Scenario::Runp | Scenario::Pull));
     let interrupted = tokio::select! {
         prepared = prepare(&endpoints, &args.image, needs_image) => {
             prepared?;
@@ -212,14 +243,22 @@ async fn run_async(args: BenchArgs, specs: Vec<EndpointSpec>) -> Result<()> {
     for ep in &endpoints {
         let left = ep.sweep().await;
         if left > 0 {
-            bench.progress.note(&format!("removed {left} pods left on {}", ep.name()));
+            bench
+                .progress
+                .note(&format!("removed {left} pods left on {}", ep.name()));
         }
     }
     let _ = std::fs::remove_dir(&args.log_dir);
     let mut settings = args.settings_shown();
     let load: Vec<&str> = load_at_start.split_whitespace().take(3).collect();
     settings.insert("load average at start".into(), load.join(" "));
-    let report = Report { date, machine: Machine::detect(), endpoints: infos, settings, results: &bench.results };
+    let report = Report {
+        date,
+        machine: Machine::detect(),
+        endpoints: infos,
+        settings,
+        results: &bench.results,
+    };
     if args.json {
         println!("{}", report.to_json());
     } else {
@@ -237,7 +276,9 @@ async fn prepare(endpoints: &[Endpoint], image: &str, needs_image: bool) -> Resu
         return Ok(());
     }
     for ep in endpoints {
-        ep.ensure_image(image).await.with_context(|| format!("preparing {}", ep.name()))?;
+        ep.ensure_image(image)
+            .await
+            .with_context(|| format!("preparing {}", ep.name()))?;
     }
     Ok(())
 }
@@ -284,10 +325,19 @@ mod tests {
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].name, "longshore");
         assert_eq!(specs[0].runtime_cgroup.as_deref(), Some("/bench/longshore"));
-        assert_eq!(specs[1].cgroup_parent.as_deref(), Some("/bench/containerd/kubepods"));
-        assert_eq!(args.scenario_list(), [Scenario::Runp, Scenario::CreateStart, Scenario::Memory]);
+        assert_eq!(
+            specs[1].cgroup_parent.as_deref(),
+            Some("/bench/containerd/kubepods")
+        );
+        assert_eq!(
+            args.scenario_list(),
+            [Scenario::Runp, Scenario::CreateStart, Scenario::Memory]
+        );
         assert_eq!(args.settings().iterations, 5);
-        assert_eq!(endpoint::socket_path(&specs[1].uri), PathBuf::from("/run/c.sock"));
+        assert_eq!(
+            endpoint::socket_path(&specs[1].uri),
+            PathBuf::from("/run/c.sock")
+        );
     }
 
     #[test]
@@ -306,6 +356,11 @@ mod tests {
         let twice = parse(&["--endpoint", "a=/a", "--endpoint", "a=/b"]).unwrap();
         assert!(endpoint_specs(&twice).is_err());
         let stray = parse(&["--endpoint", "a=/a", "--cgroup-parent", "b=/x"]).unwrap();
-        assert!(endpoint_specs(&stray).unwrap_err().to_string().contains("no --endpoint"));
+        assert!(
+            endpoint_specs(&stray)
+                .unwrap_err()
+                .to_string()
+                .contains("no --endpoint")
+        );
     }
 }

@@ -14,7 +14,11 @@ pub struct Progress {
 impl Progress {
     /// A display on stderr.
     pub fn new(quiet: bool) -> Progress {
-        Progress { terminal: std::io::stderr().is_terminal(), quiet, started: Instant::now() }
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            quiet,
+            started: Instant::now(),
+        }
     }
 
     /// `done` of `total` steps of a scenario are done on `endpoint`.
@@ -22,7 +26,10 @@ impl Progress {
         if self.quiet {
             return;
         }
-        let line = format!("[{:>5.0}s] {scenario:<13} {endpoint:<12} {done}/{total}", self.started.elapsed().as_secs_f64());
+        let line = format!(
+            "[{:>5.0}s] {scenario:<13} {endpoint:<12} {done}/{total}",
+            self.started.elapsed().as_secs_f64()
+        );
         let mut err = std::io::stderr().lock();
         if self.terminal {
             let _ = write!(err, "\r\x1b[K{line}");
@@ -39,7 +46,11 @@ impl Progress {
         }
         let mut err = std::io::stderr().lock();
         let clear = if self.terminal { "\r\x1b[K" } else { "" };
-        let _ = writeln!(err, "{clear}[{:>5.0}s] {message}", self.started.elapsed().as_secs_f64());
+        let _ = writeln!(
+            err,
+            "{clear}[{:>5.0}s] {message}",
+            self.started.elapsed().as_secs_f64()
+        );
     }
 
     /// Ends the in-place line.

@@ -53,7 +53,10 @@ pub struct Results {
 
 impl Results {
     fn figure(&mut self, scenario: &str, name: &str, unit: Unit, single: bool) -> &mut Figure {
-        let pos = self.figures.iter().position(|f| f.scenario == scenario && f.name == name);
+        let pos = self
+            .figures
+            .iter()
+            .position(|f| f.scenario == scenario && f.name == name);
         let index = match pos {
             Some(i) => i,
             None => {
@@ -73,7 +76,10 @@ impl Results {
     /// Adds one sample of a distribution.
     pub fn sample(&mut self, scenario: &str, name: &str, unit: Unit, endpoint: &str, value: f64) {
         let f = self.figure(scenario, name, unit, false);
-        f.samples.entry(endpoint.to_string()).or_default().push(value);
+        f.samples
+            .entry(endpoint.to_string())
+            .or_default()
+            .push(value);
     }
 
     /// Sets a single reading (replacing an earlier one).
@@ -84,12 +90,18 @@ impl Results {
 
     /// Notes that a scenario stopped early on an endpoint.
     pub fn fail(&mut self, scenario: &str, endpoint: &str, message: String) {
-        self.failures.push(Failure { scenario: scenario.into(), endpoint: endpoint.into(), message });
+        self.failures.push(Failure {
+            scenario: scenario.into(),
+            endpoint: endpoint.into(),
+            message,
+        });
     }
 
     /// Whether a scenario stopped early on an endpoint.
     pub fn failed(&self, scenario: &str, endpoint: &str) -> bool {
-        self.failures.iter().any(|f| f.scenario == scenario && f.endpoint == endpoint)
+        self.failures
+            .iter()
+            .any(|f| f.scenario == scenario && f.endpoint == endpoint)
     }
 }
 

@@ -119,7 +119,13 @@ impl Bench<'_> {
             let daemon = memory::socket_owner(&ep.socket).and_then(memory::process_memory);
             if let Some(d) = daemon {
                 let name = format!("after {}", scenario.name());
-                self.results.single("daemon RSS over the run", &name, Unit::Bytes, ep.name(), d.rss as f64);
+                self.results.single(
+                    "daemon RSS over the run",
+                    &name,
+                    Unit::Bytes,
+                    ep.name(),
+                    d.rss as f64,
+                );
             }
         }
     }
@@ -141,8 +147,14 @@ impl Bench<'_> {
                 if self.results.failed(scenario, ep.name()) {
                     continue;
                 }
-                let outcome = tokio::time::timeout(self.settings.step_timeout, step(ep, round)).await;
-                match outcome.unwrap_or_else(|_| Err(anyhow!("step took longer than {:?}", self.settings.step_timeout))) {
+                let outcome =
+                    tokio::time::timeout(self.settings.step_timeout, step(ep, round)).await;
+                match outcome.unwrap_or_else(|_| {
+                    Err(anyhow!(
+                        "step took longer than {:?}",
+                        self.settings.step_timeout
+                    ))
+                }) {
                     Ok(samples) if round >= warmup => {
                         for (name, unit, value) in samples {
                             self.results.sample(scenario, &name, unit, ep.name(), value);
@@ -150,7 +162,8 @@ impl Bench<'_> {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        self.progress.note(&format!("{scenario} failed on {}: {e:#}", ep.name()));
+                        self.progress
+                            .note(&format!("{scenario} failed on {}: {e:#}", ep.name()));
                         self.results.fail(scenario, ep.name(), format!("{e:#}"));
                         ep.sweep().await;
                     }
@@ -186,7 +199,11 @@ impl Bench<'_> {
                 Ok::<_, anyhow::Error>(vec![
                     ("CreateContainer".into(), Unit::Ms, ms(t1 - t0)),
                     ("StartContainer".into(), Unit::Ms, ms(t2 - t1)),
-                    ("CreateContainer+StartContainer".into(), Unit::Ms, ms(t2 - t0)),
+                    (
+                        "CreateContainer+StartContainer".into(),
+                        Unit::Ms,
+                        ms(t2 - t0),
+                    ),
                 ])
             }
             .await;
@@ -216,10 +233,22 @@ impl Bench<'_> {
                 ep.remove_pod(&pod).await?;
                 let t4 = Instant::now();
                 Ok::<_, anyhow::Error>(vec![
-                    ("run, create, start, stop, remove".into(), Unit::Ms, ms(t4 - t0)),
-                    ("  StopContainer (SIGTERM obeyed)".into(), Unit::Ms, ms(t2 - t1)),
+                    (
+                        "run, create, start, stop, remove".into(),
+                        Unit::Ms,
+                        ms(t4 - t0),
+                    ),
+                    (
+                        "  StopContainer (SIGTERM obeyed)".into(),
+                        Unit::Ms,
+                        ms(t2 - t1),
+                    ),
                     ("  RemoveContainer".into(), Unit::Ms, ms(t3 - t2)),
-                    ("  StopPodSandbox+RemovePodSandbox".into(), Unit::Ms, ms(t4 - t3)),
+                    (
+                        "  StopPodSandbox+RemovePodSandbox".into(),
+                        Unit::Ms,
+                        ms(t4 - t3),
+                    ),
                 ])
             }
             .await;
@@ -249,11 +278,21 @@ impl Bench<'_> {
             let running = running?;
             teardown?;
             if running != pods {
-                bail!("{running} of {pods} containers running after all StartContainer calls returned");
+                bail!(
+                    "{running} of {pods} containers running after all StartContainer calls returned"
+                );
             }
             Ok(vec![
-                (format!("{pods} pods x 1 container at once, all running"), Unit::Ms, ms(took)),
-                (format!("{pods} pods torn down at once"), Unit::Ms, ms(teardown_took)),
+                (
+                    format!("{pods} pods x 1 container at once, all running"),
+                    Unit::Ms,
+                    ms(took),
+                ),
+                (
+                    format!("{pods} pods torn down at once"),
+                    Unit::Ms,
+                    ms(teardown_took),
+                ),
             ])
         })
         .await;
@@ -261,22 +300,40 @@ impl Bench<'_> {
 
     async fn list(&mut self) {
         const S: &str = "list";
-        let (pods, containers) = (self.settings.list_pods.max(1), self.settings.list_containers);
+        let (pods, containers) = (
+            self.settings.list_pods.max(1),
+            self.settings.list_containers,
+        );
         let endpoints = self.endpoints;
         let mut made: Vec<Vec<Pod>> = Vec::new();
         for ep in endpoints {
             let t = Instant::now();
             let setup = tokio::time::timeout(
                 self.settings.step_timeout * 4,
-                create_many(ep, pods, containers, &self.settings.image, self.settings.parallel, &self.progress),
+                create_many(
+                    ep,
+                    pods,
+                    containers,
+                    &self.settings.image,
+                    self.settings.parallel,
+                    &self.progress,
+                ),
             )
             .await
-            .unwrap_or_else(|_| (Vec::new(), Err(anyhow!("creating {containers} containers took too long"))));
+            .unwrap_or_else(|_| {
+                (
+                    Vec::new(),
+                    Err(anyhow!("creating {containers} containers took too long")),
+                )
+            });
             let (pod_list, result) = setup;
             match result {
                 Ok(()) => self.results.single(
                     S,
-                    &format!("create {containers} containers ({} at a time)", self.settings.parallel),
+                    &format!(
+                        "create {containers} containers ({} at a time)",
+                        self.settings.parallel
+                    ),
                     Unit::Ms,
                     ep.name(),
                     ms(t.elapsed()),
@@ -299,9 +356,11 @@ impl Bench<'_> {
         })
         .await;
         for (ep, pods) in endpoints.iter().zip(made) {
-            self.progress.note(&format!("removing the list pods on {}", ep.name()));
+            self.progress
+                .note(&format!("removing the list pods on {}", ep.name()));
             if let Err(e) = ep.teardown_all(&pods, self.settings.parallel).await {
-                self.progress.note(&format!("teardown on {}: {e:#}", ep.name()));
+                self.progress
+                    .note(&format!("teardown on {}: {e:#}", ep.name()));
                 ep.sweep().await;
             }
         }
@@ -322,7 +381,10 @@ impl Bench<'_> {
             ep.pull(&image).await?;
             let took = t.elapsed();
             let size = ep.image_status(&image).await?.map_or(0, |(_, size)| size);
-            Ok(vec![(name.clone(), Unit::Ms, ms(took)), ("  image size as reported".into(), Unit::Bytes, size as f64)])
+            Ok(vec![
+                (name.clone(), Unit::Ms, ms(took)),
+                ("  image size as reported".into(), Unit::Bytes, size as f64),
+            ])
         })
         .await;
         for ep in self.endpoints {
@@ -339,41 +401,113 @@ impl Bench<'_> {
         for (i, ep) in endpoints.iter().enumerate() {
             let name = ep.name();
             if let Some(start) = self.at_start.get(i).cloned() {
-                self.record_daemon(S, "daemon RSS, idle at start", "daemon PSS, idle at start", name, &start);
+                self.record_daemon(
+                    S,
+                    "daemon RSS, idle at start",
+                    "daemon PSS, idle at start",
+                    name,
+                    &start,
+                );
             }
             let idle = self.read_memory(ep).await;
-            self.record_daemon(S, "daemon RSS, idle after the other scenarios", "daemon PSS, idle after", name, &idle);
-            let (made, result) = start_pods(ep, n, "mem", &self.settings.image, self.settings.parallel).await;
+            self.record_daemon(
+                S,
+                "daemon RSS, idle after the other scenarios",
+                "daemon PSS, idle after",
+                name,
+                &idle,
+            );
+            let (made, result) =
+                start_pods(ep, n, "mem", &self.settings.image, self.settings.parallel).await;
             if let Err(e) = result {
                 self.results.fail(S, name, format!("{e:#}"));
                 let _ = ep.teardown_all(&made, self.settings.parallel).await;
                 continue;
             }
             let busy = self.read_memory(ep).await;
-            self.progress.note(&format!("{name} with {n} pods: helpers {}", busy.helper_names()));
+            self.progress.note(&format!(
+                "{name} with {n} pods: helpers {}",
+                busy.helper_names()
+            ));
             let per_pod = |total: u64, base: u64| total.saturating_sub(base) as f64 / n as f64;
             let r = &mut self.results;
-            r.single(S, &format!("daemon RSS, {n} pods"), Unit::Bytes, name, busy.daemon.as_ref().map_or(0, |d| d.rss) as f64);
-            r.single(S, &format!("runtime RSS, {n} pods (daemon+helpers)"), Unit::Bytes, name, busy.rss() as f64);
-            r.single(S, &format!("runtime PSS, {n} pods (daemon+helpers)"), Unit::Bytes, name, busy.pss() as f64);
-            r.single(S, "RSS added per pod", Unit::Bytes, name, per_pod(busy.rss(), idle.rss()));
-            r.single(S, "PSS added per pod", Unit::Bytes, name, per_pod(busy.pss(), idle.pss()));
-            r.single(S, "helper processes per pod", Unit::Count, name, busy.helpers.len() as f64 / n as f64);
+            r.single(
+                S,
+                &format!("daemon RSS, {n} pods"),
+                Unit::Bytes,
+                name,
+                busy.daemon.as_ref().map_or(0, |d| d.rss) as f64,
+            );
+            r.single(
+                S,
+                &format!("runtime RSS, {n} pods (daemon+helpers)"),
+                Unit::Bytes,
+                name,
+                busy.rss() as f64,
+            );
+            r.single(
+                S,
+                &format!("runtime PSS, {n} pods (daemon+helpers)"),
+                Unit::Bytes,
+                name,
+                busy.pss() as f64,
+            );
+            r.single(
+                S,
+                "RSS added per pod",
+                Unit::Bytes,
+                name,
+                per_pod(busy.rss(), idle.rss()),
+            );
+            r.single(
+                S,
+                "PSS added per pod",
+                Unit::Bytes,
+                name,
+                per_pod(busy.pss(), idle.pss()),
+            );
+            r.single(
+                S,
+                "helper processes per pod",
+                Unit::Count,
+                name,
+                busy.helpers.len() as f64 / n as f64,
+            );
+            for (kind, rss, pss) in busy.helper_averages() {
+                r.single(S, &format!("  {kind}: RSS each"), Unit::Bytes, name, rss);
+                r.single(S, &format!("  {kind}: PSS each"), Unit::Bytes, name, pss);
+            }
             if let Err(e) = ep.teardown_all(&made, self.settings.parallel).await {
                 self.results.fail(S, name, format!("teardown: {e:#}"));
                 continue;
             }
             let after = self.read_memory(ep).await;
-            self.record_daemon(S, "daemon RSS, idle after the pods left", "daemon PSS, after the pods left", name, &after);
+            self.record_daemon(
+                S,
+                "daemon RSS, idle after the pods left",
+                "daemon PSS, after the pods left",
+                name,
+                &after,
+            );
         }
     }
 
-    fn record_daemon(&mut self, s: &str, rss_name: &str, pss_name: &str, endpoint: &str, m: &RuntimeMemory) {
+    fn record_daemon(
+        &mut self,
+        s: &str,
+        rss_name: &str,
+        pss_name: &str,
+        endpoint: &str,
+        m: &RuntimeMemory,
+    ) {
         if let Some(d) = &m.daemon {
-            self.results.single(s, rss_name, Unit::Bytes, endpoint, d.rss as f64);
-            self.results.single(s, pss_name, Unit::Bytes, endpoint, d.pss as f64);
+            self.results
+                .single(s, rss_name, Unit::Bytes, endpoint, d.rss as f64);
+            self.results
+                .single(s, pss_name, Unit::Bytes, endpoint, d.pss as f64);
         } else {
-            self.progress.note(&format!("no process listens on {}'s socket", endpoint));
+            self.progress
+                .note(&format!("no process listens on {}'s socket", endpoint));
         }
     }
 
@@ -395,13 +529,22 @@ impl Bench<'_> {
 /// One memory reading of an endpoint, its containers' workloads left out.
 pub async fn read_memory_now(ep: &Endpoint) -> RuntimeMemory {
     let workloads = ep.container_ids().await.unwrap_or_default();
-    let scope = memory::Scope { socket: &ep.socket, cgroup: ep.spec.runtime_cgroup.as_deref() };
+    let scope = memory::Scope {
+        socket: &ep.socket,
+        cgroup: ep.spec.runtime_cgroup.as_deref(),
+    };
     memory::measure(&scope, &workloads)
 }
 
 /// Starts `n` pods with one running container each, `parallel` at a time. Returns the pods made
 /// (also when something failed, for the teardown) and the first error.
-async fn start_pods(ep: &Endpoint, n: usize, prefix: &str, image: &str, parallel: usize) -> (Vec<Pod>, Result<()>) {
+async fn start_pods(
+    ep: &Endpoint,
+    n: usize,
+    prefix: &str,
+    image: &str,
+    parallel: usize,
+) -> (Vec<Pod>, Result<()>) {
     let one = async |i: usize| -> (Option<Pod>, Result<()>) {
         let pod = match ep.run_pod(&format!("{prefix}-{i}")).await {
             Ok(p) => p,
@@ -414,8 +557,11 @@ async fn start_pods(ep: &Endpoint, n: usize, prefix: &str, image: &str, parallel
         .await;
         (Some(pod), started)
     };
-    let outcomes: Vec<(Option<Pod>, Result<()>)> =
-        futures::stream::iter(0..n).map(one).buffer_unordered(parallel.max(1)).collect().await;
+    let outcomes: Vec<(Option<Pod>, Result<()>)> = futures::stream::iter(0..n)
+        .map(one)
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
     let mut pods = Vec::new();
     let mut first_error = Ok(());
     for (pod, result) in outcomes {
@@ -458,9 +604,13 @@ async fn create_containers(
 ) -> Result<()> {
     let one = async |i: usize| {
         let pod = &pods[i % pods.len()];
-        ep.create_container(pod, &format!("c{i}"), image).await.with_context(|| format!("container {i}"))
+        ep.create_container(pod, &format!("c{i}"), image)
+            .await
+            .with_context(|| format!("container {i}"))
     };
-    let mut stream = futures::stream::iter(0..containers).map(one).buffer_unordered(parallel.max(1));
+    let mut stream = futures::stream::iter(0..containers)
+        .map(one)
+        .buffer_unordered(parallel.max(1));
     let mut done = 0;
     while let Some(result) = stream.next().await {
         result?;

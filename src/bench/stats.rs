@@ -53,7 +53,10 @@ mod tests {
     fn percentiles_by_nearest_rank() {
         let samples: Vec<f64> = (1..=20).rev().map(f64::from).collect();
         let s = summarize(&samples).unwrap();
-        assert_eq!((s.n, s.p50, s.p95, s.max, s.min), (20, 10.0, 19.0, 20.0, 1.0));
+        assert_eq!(
+            (s.n, s.p50, s.p95, s.max, s.min),
+            (20, 10.0, 19.0, 20.0, 1.0)
+        );
         assert_eq!(s.mean, 10.5);
     }
 

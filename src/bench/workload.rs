@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use longshore::api::{
     ContainerConfig, ContainerMetadata, ImageSpec, LinuxContainerConfig, LinuxContainerResources,
-    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxMetadata,
+    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
 };
 
 /// The image the pods run (from the test registry, through the runtimes' mirrors).
@@ -46,7 +46,13 @@ fn namespaces() -> NamespaceOption {
 
 /// A pod's config. `cgroup_parent` is the folder kubelet would put `pod<uid>` in
 /// (`/kubepods/besteffort`); `None` leaves the runtime's default.
-pub fn pod_config(name: &str, uid: &str, log_directory: &str, cgroup_parent: Option<&str>, run_id: &str) -> PodSandboxConfig {
+pub fn pod_config(
+    name: &str,
+    uid: &str,
+    log_directory: &str,
+    cgroup_parent: Option<&str>,
+    run_id: &str,
+) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
             name: name.to_string(),
@@ -58,7 +64,9 @@ pub fn pod_config(name: &str, uid: &str, log_directory: &str, cgroup_parent: Opt
         log_directory: log_directory.to_string(),
         labels: HashMap::from([(RUN_LABEL.to_string(), run_id.to_string())]),
         linux: Some(LinuxPodSandboxConfig {
-            cgroup_parent: cgroup_parent.map(|p| pod_cgroup(p, uid)).unwrap_or_default(),
+            cgroup_parent: cgroup_parent
+                .map(|p| pod_cgroup(p, uid))
+                .unwrap_or_default(),
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: Some(namespaces()),
                 ..Default::default()
@@ -77,8 +85,14 @@ pub fn pod_cgroup(parent: &str, uid: &str) -> String {
 /// A container's config.
 pub fn container_config(name: &str, image: &str) -> ContainerConfig {
     ContainerConfig {
-        metadata: Some(ContainerMetadata { name: name.to_string(), attempt: 0 }),
-        image: Some(ImageSpec { image: image.to_string(), ..Default::default() }),
+        metadata: Some(ContainerMetadata {
+            name: name.to_string(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: image.to_string(),
+            ..Default::default()
+        }),
         command: COMMAND.iter().map(|s| s.to_string()).collect(),
         log_path: format!("{name}_0.log"),
         linux: Some(LinuxContainerConfig {
@@ -92,7 +106,6 @@ pub fn container_config(name: &str, image: &str) -> ContainerConfig {
                 namespace_options: Some(namespaces()),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     }
@@ -110,6 +123,12 @@ mod tests {
         let ns = linux.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.pid(), NamespaceMode::Container);
         assert_eq!(c.labels[RUN_LABEL], "run1");
-        assert!(pod_config("p", "u", "/l", None, "r").linux.unwrap().cgroup_parent.is_empty());
+        assert!(
+            pod_config("p", "u", "/l", None, "r")
+                .linux
+                .unwrap()
+                .cgroup_parent
+                .is_empty()
+        );
     }
 }
