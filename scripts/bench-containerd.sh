@@ -21,8 +21,7 @@
 #   BENCH_PAUSE        `static` (default: a real pause binary built here) or `registry` (the
 #                      test registry's busybox-script pause) as containerd's sandbox image
 set -euo pipefail
-cd "$(dirname "$0")/.."
-REPO=$(pwd)
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 
 BIN=${LONGSHORE_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/longshore}
 CRICTL=${CRICTL:-/work/tools/bin/crictl}
@@ -97,7 +96,9 @@ spawn_in_cgroup() {
   shift
   (
     for m in $(cgroup_mounts); do echo $BASHPID >"$m$rel/cgroup.procs"; done
-    exec "$@"
+    # A session of its own: a Ctrl-C at the terminal reaches the bench, not the daemons, so
+    # the bench can still remove its pods through them.
+    exec setsid "$@"
   ) &
   BG_PID=$!
 }
@@ -179,6 +180,11 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   note "cleaning up"
+  if [ -n "$BENCH_PID" ] && kill -0 "$BENCH_PID" 2>/dev/null; then
+    kill -INT "$BENCH_PID"    # the bench removes its pods and prints what it has
+    for _ in $(seq 600); do kill -0 "$BENCH_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$BENCH_PID" 2>/dev/null
+  fi
   if [ -n "$CRICTL" ]; then
     [ -n "$C_PID" ] && kill -0 "$C_PID" 2>/dev/null && crictl_on "$C_SOCK" rmp -fa >/dev/null 2>&1
     [ -n "$L_PID" ] && kill -0 "$L_PID" 2>/dev/null && crictl_on "$L_SOCK" rmp -fa >/dev/null 2>&1
@@ -386,6 +392,7 @@ CNI_CACHE_EXISTED=$([ -e $CNI_CACHE ] && echo 1 || echo 0)
 SHIM_SOCKETS_BEFORE=$(ls -1 $RUN_CONTAINERD/s 2>/dev/null || true)
 L_PID=
 C_PID=
+BENCH_PID=
 WANT_L=1
 WANT_C=1
 case "${BENCH_ONLY:-}" in
@@ -419,4 +426,8 @@ if [ $WANT_C = 1 ]; then
          --runtime-cgroup "containerd=$CG/containerd")
   note "$(containerd --version) up (pid $C_PID), sandbox image $(sandbox_image)"
 fi
-"$BIN" bench "${ARGS[@]}" "$@"
+# In the background so a signal to this script runs the cleanup at once (bash defers traps
+# while a foreground command runs).
+"$BIN" bench "${ARGS[@]}" "$@" &
+BENCH_PID=$!
+wait "$BENCH_PID"

@@ -88,6 +88,9 @@ pub struct BenchArgs {
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as JSON to this file (the table still goes to stdout).
+    #[arg(long, value_name = "PATH")]
+    pub json_file: Option<PathBuf>,
     /// No progress on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -259,6 +262,10 @@ async fn run_async(args: BenchArgs, specs: Vec<EndpointSpec>) -> Result<()> {
         settings,
         results: &bench.results,
     };
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {
