@@ -12,8 +12,10 @@ if command -v apt-get >/dev/null; then
 fi
 command -v cargo >/dev/null || { echo "install Rust (>= 1.85) first: https://rustup.rs" >&2; exit 1; }
 
-cargo build --release --locked --bin longshore
+cargo build --release --locked -p longshore -p longshore-monitor --bins
 install -D -m 0755 target/release/longshore /usr/local/bin/longshore
+# The per-container monitor; the daemon finds it next to its own binary.
+install -D -m 0755 target/release/longshore-monitor /usr/local/bin/longshore-monitor
 
 install -d -m 0755 /etc/longshore /etc/longshore/certs.d
 [ -f /etc/longshore/config.toml ] || /usr/local/bin/longshore config default > /etc/longshore/config.toml

@@ -1,7 +1,7 @@
 //! The daemon's parts, made once at start and shared by every RPC.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use anyhow::{Context, Result};
@@ -24,8 +24,10 @@ pub struct Daemon {
     pub names: NameRegistry,
     /// Container lifecycle events for GetContainerEvents subscribers.
     pub events: EventBus,
-    /// The binary run for monitors and pod init.
+    /// The daemon's own binary, run as `longshore pod-init` for pods with a shared PID namespace.
     pub helper_exe: PathBuf,
+    /// How a container's monitor is run (see [`monitor_command`]).
+    pub monitor: longshore_monitor::MonitorCommand,
     /// Pod networking through CNI plugins.
     pub cni: Arc<longshore_cni::Cni>,
     /// The cgroup hierarchy of this host (v1, hybrid or v2).
@@ -53,11 +55,9 @@ impl Daemon {
             .with_context(|| format!("opening state database {}", db_path.display()))?;
         let db = Arc::new(db);
         let store = RecordStore::new(db.clone())?;
-        let helper_exe = if config.runtime.monitor_path.as_os_str().is_empty() {
-            std::env::current_exe().context("finding the daemon's own binary")?
-        } else {
-            config.runtime.monitor_path.clone()
-        };
+        let helper_exe = std::env::current_exe().context("finding the daemon's own binary")?;
+        let monitor = monitor_command(&config.runtime.monitor_path, &helper_exe);
+        tracing::info!(program = %monitor.program.display(), "container monitors");
         let cni = longshore_cni::Cni::new(longshore_cni::CniConfig {
             conf_dir: config.cni.conf_dir.clone(),
             bin_dirs: config.cni.bin_dirs.clone(),
@@ -90,6 +90,7 @@ impl Daemon {
             names: NameRegistry::default(),
             events: EventBus::new(),
             helper_exe,
+            monitor,
             streaming: OnceLock::new(),
         };
         Ok(daemon)
@@ -194,5 +195,72 @@ impl Daemon {
             reason: s.reason,
             message: s.message,
         }
+    }
+}
+
+/// The small `longshore-monitor` binary, installed next to the daemon's.
+pub const MONITOR_BINARY: &str = "longshore-monitor";
+
+/// How monitors are run: the configured `monitor_path`; else `longshore-monitor` next to the
+/// daemon's binary; else the daemon's own `monitor` subcommand.
+///
+/// The separate binary is the default because a monitor lives as long as its container: it
+/// links none of the daemon's gRPC, registry, TLS and database code, so each one maps and
+/// relocates less (see docs/benchmarks.md, memory per pod). Both run the same code
+/// (`longshore_monitor::monitor_main`).
+pub fn monitor_command(configured: &Path, daemon_exe: &Path) -> longshore_monitor::MonitorCommand {
+    let separate = |program: PathBuf| longshore_monitor::MonitorCommand {
+        program,
+        args: Vec::new(),
+    };
+    if !configured.as_os_str().is_empty() {
+        return if configured == daemon_exe {
+            own_subcommand(daemon_exe)
+        } else {
+            separate(configured.to_path_buf())
+        };
+    }
+    match daemon_exe.parent().map(|dir| dir.join(MONITOR_BINARY)) {
+        Some(sibling) if sibling.is_file() => separate(sibling),
+        _ => own_subcommand(daemon_exe),
+    }
+}
+
+fn own_subcommand(daemon_exe: &Path) -> longshore_monitor::MonitorCommand {
+    longshore_monitor::MonitorCommand {
+        program: daemon_exe.to_path_buf(),
+        args: vec!["monitor".into()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitors_use_the_binary_next_to_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = dir.path().join("longshore");
+        std::fs::write(&daemon, b"").unwrap();
+        let own = monitor_command(Path::new(""), &daemon);
+        assert_eq!(
+            (own.program.as_path(), own.args.len()),
+            (daemon.as_path(), 1)
+        );
+
+        std::fs::write(dir.path().join(MONITOR_BINARY), b"").unwrap();
+        let sibling = monitor_command(Path::new(""), &daemon);
+        assert_eq!(sibling.program, dir.path().join(MONITOR_BINARY));
+        assert!(sibling.args.is_empty());
+    }
+
+    #[test]
+    fn a_configured_monitor_wins() {
+        let daemon = Path::new("/usr/local/bin/longshore");
+        let configured = monitor_command(Path::new("/opt/m/longshore-monitor"), daemon);
+        assert_eq!(configured.program, Path::new("/opt/m/longshore-monitor"));
+        assert!(configured.args.is_empty());
+        let own = monitor_command(daemon, daemon);
+        assert_eq!(own.args, vec![std::ffi::OsString::from("monitor")]);
     }
 }

@@ -44,13 +44,15 @@ pub(crate) fn matching_entries(
     d: &Daemon,
     filter: Option<&ContainerFilter>,
 ) -> Vec<Arc<Container>> {
-    let mut out: Vec<Arc<Container>> = d
+    // Read each creation time once: sorting on `snapshot()` copied whole records per comparison.
+    let mut out: Vec<(i64, Arc<Container>)> = d
         .all_containers()
         .into_iter()
         .filter(|c| filter.is_none_or(|f| matches(c, f)))
+        .map(|c| (c.read(|r| r.created_at), c))
         .collect();
-    out.sort_by_key(|c| std::cmp::Reverse(c.snapshot().created_at));
-    out
+    out.sort_unstable_by_key(|(created_at, _)| std::cmp::Reverse(*created_at));
+    out.into_iter().map(|(_, c)| c).collect()
 }
 
 fn matching(d: &Daemon, filter: Option<&ContainerFilter>) -> Vec<CriContainer> {
@@ -79,25 +81,33 @@ fn matches(c: &Container, filter: &ContainerFilter) -> bool {
 }
 
 fn summary(c: &Container) -> CriContainer {
-    let record = c.snapshot();
-    let image_ref = if record.image_ref.is_empty() {
-        record.image_id.clone()
-    } else {
-        record.image_ref.clone()
-    };
+    let (image_name, image_ref, image_id, state, created_at) = c.read(|r| {
+        let image_ref = if r.image_ref.is_empty() {
+            &r.image_id
+        } else {
+            &r.image_ref
+        };
+        (
+            r.image_name.clone(),
+            image_ref.clone(),
+            r.image_id.clone(),
+            r.state,
+            r.created_at,
+        )
+    });
     CriContainer {
         id: c.id.clone(),
         pod_sandbox_id: c.pod_id.clone(),
         metadata: c.config.metadata.clone(),
         image: Some(ImageSpec {
-            image: record.image_name.clone(),
+            image: image_name,
             ..Default::default()
         }),
         image_ref,
-        state: container_status::state_value(record.state) as i32,
-        created_at: record.created_at,
+        state: container_status::state_value(state) as i32,
+        created_at,
         labels: c.config.labels.clone(),
         annotations: c.config.annotations.clone(),
-        image_id: record.image_id,
+        image_id,
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use longshore_monitor::{
-    ExecutorConfig, ExitReason, ExitRecord, Monitor, MonitorClient, MonitorCommand, MonitorConfig,
+    ExecutorConfig, ExitReason, ExitRecord, Monitor, MonitorClient, MonitorConfig,
     read_exit_record, read_start_record,
 };
 use tonic::Status;
@@ -18,14 +18,6 @@ use crate::state::{Container, ExitInfo, now_nanos};
 pub(crate) struct Started {
     pub pid: i32,
     pub started_at: i64,
-}
-
-/// How the daemon runs monitors: its own binary's `monitor` subcommand.
-pub(crate) fn command(d: &Daemon) -> MonitorCommand {
-    MonitorCommand {
-        program: d.helper_exe.clone(),
-        args: vec!["monitor".into()],
-    }
 }
 
 /// The executor for a RuntimeClass handler: "" is the embedded one.
@@ -68,7 +60,7 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     mc.executor = executor(d, &record.runtime_handler)?;
     mc.memory_events = container_cgroup::memory_events_path(d, &record);
     mc.max_log_line = d.config.containers.max_log_line_size.0 as usize;
-    mc.command = command(d);
+    mc.command = d.monitor.clone();
     let started = Monitor::spawn(&mc)
         .await
         .map_err(|e| Status::unknown(format!("starting container {}: {e}", container.id)))?;

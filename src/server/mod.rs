@@ -1,5 +1,6 @@
 //! The daemon's front door: configuration, logging, the CRI socket, signals and shutdown.
 
+mod allocator;
 mod rpc;
 mod socket;
 
@@ -69,6 +70,7 @@ pub fn load_config(args: &ServeArgs) -> Result<Config> {
 pub fn serve(args: ServeArgs) -> Result<()> {
     let config = load_config(&args)?;
     init_logging(&config);
+    allocator::return_memory_promptly();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("longshore")
@@ -110,6 +112,7 @@ async fn run(config: Config) -> Result<()> {
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let metrics = start_metrics(&daemon).await?;
+    let trimmer = allocator::spawn_trimmer();
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let shutdown = async {
         shutdown_signal().await;
@@ -124,6 +127,7 @@ async fn run(config: Config) -> Result<()> {
     if let Some(task) = metrics {
         task.abort();
     }
+    trimmer.abort();
     daemon.shutdown().await;
     socket::remove(&socket_path);
     info!("longshore stopped; containers keep running under their monitors");

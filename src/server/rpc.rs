@@ -12,6 +12,11 @@ use tracing::{Instrument, debug, error, info_span};
 
 static NEXT_RPC_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How many RPCs the daemon has begun since it started.
+pub(crate) fn calls_so_far() -> u64 {
+    NEXT_RPC_ID.load(Ordering::Relaxed) - 1
+}
+
 /// Runs one RPC handler inside its span.
 pub(crate) async fn rpc<Req, Resp, Fut>(
     method: &'static str,

@@ -124,6 +124,11 @@ impl Container {
             .clone()
     }
 
+    /// Reads fields of the current record under its lock, without copying the whole record.
+    pub fn read<R>(&self, read: impl FnOnce(&ContainerRecord) -> R) -> R {
+        read(&self.record.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Changes the record in place and returns the changed copy (to persist).
     pub fn update(&self, change: impl FnOnce(&mut ContainerRecord)) -> ContainerRecord {
         let mut record = self.record.write().unwrap_or_else(|p| p.into_inner());

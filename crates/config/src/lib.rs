@@ -143,7 +143,8 @@ pub struct RuntimeConfig {
     pub default_handler: String,
     /// Extra handlers by RuntimeClass name.
     pub handlers: BTreeMap<String, HandlerConfig>,
-    /// Binary the daemon execs for monitors and pod init; empty means the daemon's own binary.
+    /// Binary run as each container's monitor (`longshore-monitor`); empty means the one next
+    /// to the daemon's binary, or the daemon's own `monitor` subcommand.
     pub monitor_path: PathBuf,
 }
 
