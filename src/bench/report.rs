@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn values_fit_their_columns() {
-        assert_eq!(format_value(3.14159, Unit::Ms), "3.14ms");
+        assert_eq!(format_value(3.14259, Unit::Ms), "3.14ms");
         assert_eq!(format_value(42.42, Unit::Ms), "42.4ms");
         assert_eq!(format_value(159.4, Unit::Ms), "159ms");
         assert_eq!(format_value(12_345.0, Unit::Ms), "12.35s");
