@@ -186,6 +186,11 @@ impl Snapshotter {
                 report.bytes_freed += size;
             }
         }
+        if report.removed.is_empty() {
+            // Most calls (every container removal) find nothing: skip the commit's fsync.
+            tx.abort()?;
+            return Ok(report);
+        }
         tx.commit()?;
         for id in &report.removed {
             let dir = self.snapshots_dir().join(chain_hex(id)?);
