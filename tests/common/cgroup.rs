@@ -101,9 +101,18 @@ pub fn children_of(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Kills every process in the test root (they are all ours) and removes it bottom-up.
+/// The v1 `name=systemd` hierarchy, where runc (the runc handler's tests) also makes the
+/// container's cgroup and its missing parents; runc removes only the container's own.
+const NAMED_SYSTEMD: &str = "/sys/fs/cgroup/systemd";
+
+/// Kills every process in the test root (they are all ours) and removes it bottom-up, also
+/// from the `name=systemd` hierarchy when a test made it there.
 pub fn kill_and_remove(root: &str) {
-    for m in mounts() {
+    let named = Path::new(NAMED_SYSTEMD);
+    let named = (!Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && named.join("cgroup.procs").exists())
+    .then(|| named.to_path_buf());
+    for m in mounts().into_iter().chain(named) {
         let dir = m.join(root.trim_start_matches('/'));
         remove_tree(&dir);
     }
