@@ -1,14 +1,7 @@
-//! Compiles the vendored CRI API (`proto/api.proto`, k8s.io/cri-api v0.36.3) into Rust.
-//!
-//! `protox` parses the proto in pure Rust, so building Longshore needs no `protoc` on the machine.
+//! Stamps the daemon with the git commit it was built from (`longshore version`).
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=proto/api.proto");
-    let descriptors = protox::compile(["proto/api.proto"], ["proto"])?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(descriptors)?;
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
@@ -17,5 +10,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=LONGSHORE_GIT_COMMIT={commit}");
-    Ok(())
 }

@@ -39,7 +39,7 @@ pub struct Daemon {
     /// Layer snapshots and containers' writable layers (owned by the image store).
     pub snapshots: Arc<longshore_snapshot::Snapshotter>,
     /// Node-wide settings for every container's OCI spec.
-    pub spec_settings: crate::runtime::spec::SpecSettings,
+    pub spec_settings: longshore_spec::SpecSettings,
     /// The exec/attach/port-forward server, set once by [`Daemon::start_streaming`].
     pub streaming: OnceLock<longshore_streaming::StreamingServer>,
 }
@@ -69,9 +69,9 @@ impl Daemon {
             longshore_image::ImageStore::open(&config.root, db.clone(), image_config(&config))
                 .context("opening the image store")?;
         let snapshots = images.snapshotter().clone();
-        let spec_settings = crate::runtime::spec::SpecSettings::from_config(
+        let spec_settings = longshore_spec::SpecSettings::from_config(
             &config.containers,
-            crate::runtime::spec::HostFacts::detect(),
+            longshore_spec::HostFacts::detect(),
         )
         .map_err(|e| anyhow::anyhow!("[containers]: {e}"))?;
         let cgroup_root =

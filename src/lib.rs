@@ -1,13 +1,11 @@
 //! Longshore: a Kubernetes CRI runtime built on namespaces, cgroups and overlayfs.
 //!
-//! The binary (`src/main.rs`) is thin. This library holds the generated CRI API ([`api`]), the
+//! The binary (`src/main.rs`) is thin. This library holds the
 //! daemon's front door ([`server`]), the services answering CRI ([`runtime`] for
 //! RuntimeService, [`image`] for ImageService, one file per RPC), the pod and container records
 //! ([`state`]) and the parts they share ([`daemon`]). The kernel-facing work lives in the
 //! workspace's `crates/`.
 
-pub mod api;
-pub mod client;
 pub mod daemon;
 pub mod events;
 pub mod image;
@@ -18,6 +16,11 @@ pub mod server;
 pub mod state;
 pub mod streaming_backend;
 pub mod version;
+
+/// A CRI client over a unix socket, from `crates/cri-api`.
+pub use longshore_cri_api::client;
+/// The CRI v1 API, from `crates/cri-api`.
+pub use longshore_cri_api::v1 as api;
 
 /// The body of `longshore monitor`: one small process per running container.
 pub fn monitor_main(args: &[std::ffi::OsString]) -> i32 {

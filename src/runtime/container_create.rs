@@ -8,11 +8,11 @@ use prost::Message;
 use tonic::Status;
 use tracing::info;
 
-use super::spec::{self, PodContext, SpecInput};
 use super::{container_events, lookup, validate};
 use crate::api::{ContainerEventType, CreateContainerRequest, CreateContainerResponse};
 use crate::daemon::Daemon;
 use crate::state::{Container, ContainerRecord, ContainerState, Pod, PodState, new_id, now_nanos};
+use longshore_spec::{self as spec, PodContext, SpecInput};
 
 pub(super) async fn create_container(
     d: &Arc<Daemon>,
@@ -158,7 +158,7 @@ async fn prepare(
         cgroups_path: &record.cgroup,
         settings,
     };
-    let built = spec::build(&input)?;
+    let built = spec::build(&input).map_err(crate::server::RpcError::from)?;
     record.uid = built.user.uid as i64;
     record.gid = built.user.gid as i64;
     record.supplemental_groups = built

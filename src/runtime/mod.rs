@@ -38,7 +38,6 @@ mod sandbox_stats;
 mod sandbox_status;
 mod sandbox_stop;
 mod sandbox_update;
-pub mod spec;
 mod spec_inputs;
 mod stats_cache;
 mod stats_convert;

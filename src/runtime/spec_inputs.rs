@@ -1,7 +1,7 @@
 //! What the spec builder needs from the image store and the daemon's settings.
 
-use super::spec::{ImageConfigView, SpecSettings};
 use crate::daemon::Daemon;
+use longshore_spec::{ImageConfigView, SpecSettings};
 
 /// The runtime parts of an image's config.
 pub(crate) fn image_view(image: &longshore_image::Image, name: &str) -> ImageConfigView {

@@ -3,6 +3,7 @@
 mod allocator;
 mod rpc;
 mod socket;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::image::ImageApi;
 use crate::runtime::RuntimeApi;
 
 pub(crate) use rpc::rpc;
+pub use status::{RpcError, code_of};
 
 /// Flags of `longshore serve`; each overrides the configuration file.
 #[derive(Debug, Args)]

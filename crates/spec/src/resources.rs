@@ -352,7 +352,7 @@ fn memory(r: &LinuxContainerResources, swap_accounting: bool) -> Option<LinuxMem
 mod tests {
     use super::*;
     use crate::api::HugepageLimit;
-    use crate::runtime::spec::tests_support::host_facts;
+    use crate::tests_support::host_facts;
 
     fn host(dev_dir: &Path) -> HostFacts {
         HostFacts {

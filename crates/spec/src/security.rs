@@ -205,7 +205,7 @@ pub(crate) fn oom_score_adj(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::spec::tests_support::settings;
+    use crate::tests_support::settings;
 
     #[test]
     fn masked_and_readonly_defaults() {

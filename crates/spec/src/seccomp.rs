@@ -418,8 +418,8 @@ fn enum_value<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, String> 
 pub(crate) mod tests {
     use super::*;
     use crate::api::SecurityProfile;
-    use crate::runtime::spec::capabilities;
-    use crate::runtime::spec::tests_support::settings;
+    use crate::capabilities;
+    use crate::tests_support::settings;
 
     /// What the filter does to a call of `name` whose arguments are all `args` (missing ones 0),
     /// evaluated like libseccomp: the first matching rule in order wins over the default.

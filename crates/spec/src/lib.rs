@@ -8,9 +8,7 @@
 //! [`security`] (masked paths, AppArmor, OOM score), [`seccomp`]. Untrusted files of the image
 //! are read through [`rootfs`], which cannot be tricked into reading the host's.
 
-// The CreateContainer handler is the caller; until it lands, nothing outside the tests uses
-// this module.
-#![allow(dead_code)]
+#![warn(missing_docs)]
 
 mod capabilities;
 mod host;
@@ -32,6 +30,10 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Linux, Mount, Process, Root, Spec, User};
 
 use crate::api::{ContainerConfig, LinuxContainerSecurityContext, PodSandboxConfig};
+
+/// The CRI types the builder reads, under the name the daemon uses too.
+pub(crate) use longshore_cri_api::v1 as api;
+use longshore_error::Kind;
 
 pub use host::HostFacts;
 pub use user::ResolvedUser;
@@ -220,14 +222,13 @@ impl SpecError {
     }
 }
 
-impl From<SpecError> for tonic::Status {
-    fn from(e: SpecError) -> Self {
-        let message = e.to_string();
-        match e {
-            SpecError::Invalid { .. } => tonic::Status::invalid_argument(message),
-            SpecError::NotFound { .. } => tonic::Status::not_found(message),
-            SpecError::Precondition { .. } => tonic::Status::failed_precondition(message),
-            SpecError::Io { .. } => tonic::Status::internal(message),
+impl longshore_error::Classify for SpecError {
+    fn kind(&self) -> Kind {
+        match self {
+            SpecError::Invalid { .. } => Kind::InvalidArgument,
+            SpecError::NotFound { .. } => Kind::NotFound,
+            SpecError::Precondition { .. } => Kind::FailedPrecondition,
+            SpecError::Io { .. } => Kind::Internal,
         }
     }
 }
@@ -772,13 +773,9 @@ mod tests {
             host_path: "/definitely/not/here".into(),
             ..Default::default()
         }];
-        let status: tonic::Status = run(&f, &c).unwrap_err().into();
-        assert_eq!(status.code(), tonic::Code::NotFound);
-        assert!(
-            status.message().starts_with("mounts[0].host_path:"),
-            "{}",
-            status.message()
-        );
+        let err = run(&f, &c).unwrap_err();
+        assert_eq!(longshore_error::Classify::kind(&err), Kind::NotFound);
+        assert!(err.to_string().starts_with("mounts[0].host_path:"), "{err}");
         let mut c = config();
         c.linux
             .as_mut()
@@ -790,11 +787,10 @@ mod tests {
             add_capabilities: vec!["NET_ADMIN".into(), "WHAT".into()],
             ..Default::default()
         });
-        let status: tonic::Status = run(&f, &c).unwrap_err().into();
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let err = run(&f, &c).unwrap_err();
+        assert_eq!(longshore_error::Classify::kind(&err), Kind::InvalidArgument);
         assert!(
-            status
-                .message()
+            err.to_string()
                 .starts_with("security_context.capabilities.add_capabilities[1]:")
         );
     }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::api::image_service_client::ImageServiceClient;
-use crate::api::runtime_service_client::RuntimeServiceClient;
+use crate::v1::image_service_client::ImageServiceClient;
+use crate::v1::runtime_service_client::RuntimeServiceClient;
 
 /// Both CRI services over one connection.
 #[derive(Clone)]

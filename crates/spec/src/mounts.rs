@@ -529,7 +529,7 @@ fn depth_of(path: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::spec::tests_support::host_facts;
+    use crate::tests_support::host_facts;
 
     const TABLE: &str = "\
 22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw
