@@ -5,15 +5,16 @@
 # Both runtimes get a private root, state dir and socket, the cgroupfs driver with every cgroup
 # under this script's own cgroup, a CNI bridge network of their own (bridge + host-local +
 # portmap, loopback added by the runtime), and the local test registry as their mirror. Then
-# `longshore bench` drives both over CRI, alternately. Everything is stopped and removed at the
+# `longshore-bench` drives both over CRI, alternately. Everything is stopped and removed at the
 # end, also on failure or Ctrl-C: processes, mounts, network namespaces, bridges, iptables rules,
 # cgroups, files.
 #
 # Usage (as root, after `LONGSHORE_BENCH_IMAGES=1 ./scripts/setup-test-host.sh` and
 # `cargo build --release`):
-#   scripts/bench-containerd.sh [longshore bench options]      e.g. --iterations 30 --json
+#   scripts/bench-containerd.sh [longshore-bench options]      e.g. --iterations 30 --json
 # Environment:
 #   LONGSHORE_BIN      the longshore binary (default: $CARGO_TARGET_DIR or target, /release/longshore)
+#   LONGSHORE_BENCH_BIN the bench tool (default: longshore-bench next to LONGSHORE_BIN)
 #   CRICTL             crictl (default: /work/tools/bin/crictl, else the one on PATH)
 #   LONGSHORE_LOG      the daemon's log filter (default: info), e.g. `debug` for timings
 #   BENCH_KEEP_LOGS    a folder to copy both daemons' logs into before cleaning up
@@ -24,6 +25,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 
 BIN=${LONGSHORE_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/longshore}
+BENCH_BIN=${LONGSHORE_BENCH_BIN:-$(dirname "$BIN")/longshore-bench}
 CRICTL=${CRICTL:-/work/tools/bin/crictl}
 [ -x "$CRICTL" ] || CRICTL=$(command -v crictl || true)
 REGISTRY=127.0.0.1:5000
@@ -35,7 +37,8 @@ die() { echo "bench-containerd: $*" >&2; exit 1; }
 note() { echo "bench-containerd: $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root"
-[ -x "$BIN" ] || die "no $BIN: cargo build --release first (or set LONGSHORE_BIN)"
+[ -x "$BIN" ] || die "no $BIN: cargo build --release --workspace first (or set LONGSHORE_BIN)"
+[ -x "$BENCH_BIN" ] || die "no $BENCH_BIN: cargo build --release --workspace first (or set LONGSHORE_BENCH_BIN)"
 for tool in containerd containerd-shim-runc-v2 ctr runc gcc umoci ip iptables curl; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install containerd runc iproute2 iptables curl)"
 done
@@ -428,6 +431,6 @@ if [ $WANT_C = 1 ]; then
 fi
 # In the background so a signal to this script runs the cleanup at once (bash defers traps
 # while a foreground command runs).
-"$BIN" bench "${ARGS[@]}" "$@" &
+"$BENCH_BIN" "${ARGS[@]}" "$@" &
 BENCH_PID=$!
 wait "$BENCH_PID"

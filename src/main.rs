@@ -4,8 +4,6 @@
 //! for each container and for pods with a shared PID namespace; they are dispatched before any
 //! async runtime or logging is set up, so they stay small and single-threaded.
 
-mod bench;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,8 +26,6 @@ enum Command {
     Serve(longshore::server::ServeArgs),
     /// Print version information.
     Version,
-    /// Measure CRI runtimes side by side (Longshore, containerd, CRI-O) over their sockets.
-    Bench(Box<bench::BenchArgs>),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -63,13 +59,6 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("longshore: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Bench(args) => match bench::run(*args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("longshore bench: {e:#}");
                 ExitCode::FAILURE
             }
         },

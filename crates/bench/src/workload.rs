@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use longshore::api::{
+use longshore_cri_api::v1::{
     ContainerConfig, ContainerMetadata, ImageSpec, LinuxContainerConfig, LinuxContainerResources,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
     NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,

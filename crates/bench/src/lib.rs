@@ -1,4 +1,4 @@
-//! `longshore bench`: measures CRI runtimes side by side, as an operator would, over their CRI
+//! `longshore-bench`: measures CRI runtimes side by side, as an operator would, over their CRI
 //! sockets, so the same code measures Longshore, containerd or CRI-O. Endpoints run alternately
 //! in the same run on the same machine; one table compares them.
 //!
@@ -30,7 +30,7 @@ use scenarios::{Bench, Scenario, Settings};
 /// Every scenario, in the order they run (memory last, so "idle after" follows real work).
 const ALL_SCENARIOS: &str = "runp,create-start,lifecycle,concurrent,list,pull,memory";
 
-/// `longshore bench` options.
+/// `longshore-bench` options.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// A CRI endpoint as NAME=unix:///path.sock. Repeat to compare: the first is the subject,

@@ -174,7 +174,7 @@ impl Report<'_> {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let m = &self.machine;
-        let _ = writeln!(out, "longshore bench, {}", self.date);
+        let _ = writeln!(out, "longshore-bench, {}", self.date);
         let _ = writeln!(
             out,
             "machine: {} CPUs ({}), {:.1} GiB, {}, load average at the end {}",

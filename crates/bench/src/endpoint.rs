@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 
 use super::cgroups;
 use super::workload;
-use longshore::api::*;
-use longshore::client::CriClient;
+use longshore_cri_api::client::CriClient;
+use longshore_cri_api::v1::*;
 
 /// How one endpoint is reached and where its pods go.
 #[derive(Debug, Clone)]
