@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use anyhow::{Context, Result};
 use longshore_config::Config;
+use longshore_monitor_client::{MONITOR_BINARY, MonitorCommand};
 
 use crate::events::EventBus;
 use crate::state::{Container, NameRegistry, Pod, RecordStore};
@@ -27,7 +28,7 @@ pub struct Daemon {
     /// The daemon's own binary, run as `longshore pod-init` for pods with a shared PID namespace.
     pub helper_exe: PathBuf,
     /// How a container's monitor is run (see [`monitor_command`]).
-    pub monitor: longshore_monitor::MonitorCommand,
+    pub monitor: MonitorCommand,
     /// Pod networking through CNI plugins.
     pub cni: Arc<longshore_cni::Cni>,
     /// The cgroup hierarchy of this host (v1, hybrid or v2).
@@ -56,7 +57,7 @@ impl Daemon {
         let db = Arc::new(db);
         let store = RecordStore::new(db.clone())?;
         let helper_exe = std::env::current_exe().context("finding the daemon's own binary")?;
-        let monitor = monitor_command(&config.runtime.monitor_path, &helper_exe);
+        let monitor = monitor_command(&config.runtime.monitor_path, &helper_exe)?;
         tracing::info!(program = %monitor.program.display(), "container monitors");
         let cni = longshore_cni::Cni::new(longshore_cni::CniConfig {
             conf_dir: config.cni.conf_dir.clone(),
@@ -198,39 +199,34 @@ impl Daemon {
     }
 }
 
-/// The small `longshore-monitor` binary, installed next to the daemon's.
-pub const MONITOR_BINARY: &str = "longshore-monitor";
-
 /// How monitors are run: the configured `monitor_path`; else `longshore-monitor` next to the
-/// daemon's binary; else the daemon's own `monitor` subcommand.
+/// daemon's binary; else `longshore-monitor` on `PATH`.
 ///
-/// The separate binary is the default because a monitor lives as long as its container: it
-/// links none of the daemon's gRPC, registry, TLS and database code, so each one maps and
-/// relocates less (see docs/benchmarks.md, memory per pod). Both run the same code
-/// (`longshore_monitor::monitor_main`).
-pub fn monitor_command(configured: &Path, daemon_exe: &Path) -> longshore_monitor::MonitorCommand {
-    let separate = |program: PathBuf| longshore_monitor::MonitorCommand {
-        program,
-        args: Vec::new(),
-    };
+/// The monitor is a separate small binary (crates/monitor) because one lives as long as each
+/// container: it links none of the daemon's gRPC, registry, TLS and database code, and the daemon
+/// links none of its libcontainer (see docs/benchmarks.md, memory per pod).
+pub fn monitor_command(configured: &Path, daemon_exe: &Path) -> Result<MonitorCommand> {
     if !configured.as_os_str().is_empty() {
-        return if configured == daemon_exe {
-            own_subcommand(daemon_exe)
-        } else {
-            separate(configured.to_path_buf())
-        };
+        return Ok(MonitorCommand::new(configured));
     }
-    match daemon_exe.parent().map(|dir| dir.join(MONITOR_BINARY)) {
-        Some(sibling) if sibling.is_file() => separate(sibling),
-        _ => own_subcommand(daemon_exe),
+    let sibling = daemon_exe.parent().map(|dir| dir.join(MONITOR_BINARY));
+    if let Some(sibling) = sibling.filter(|p| p.is_file()) {
+        return Ok(MonitorCommand::new(sibling));
     }
+    on_path(MONITOR_BINARY).map(MonitorCommand::new).with_context(|| {
+        format!(
+            "{MONITOR_BINARY} is neither next to {} nor on PATH; install it (deploy/install.sh) \
+             or set [runtime] monitor_path",
+            daemon_exe.display()
+        )
+    })
 }
 
-fn own_subcommand(daemon_exe: &Path) -> longshore_monitor::MonitorCommand {
-    longshore_monitor::MonitorCommand {
-        program: daemon_exe.to_path_buf(),
-        args: vec!["monitor".into()],
-    }
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -242,14 +238,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let daemon = dir.path().join("longshore");
         std::fs::write(&daemon, b"").unwrap();
-        let own = monitor_command(Path::new(""), &daemon);
-        assert_eq!(
-            (own.program.as_path(), own.args.len()),
-            (daemon.as_path(), 1)
-        );
-
         std::fs::write(dir.path().join(MONITOR_BINARY), b"").unwrap();
-        let sibling = monitor_command(Path::new(""), &daemon);
+        let sibling = monitor_command(Path::new(""), &daemon).unwrap();
         assert_eq!(sibling.program, dir.path().join(MONITOR_BINARY));
         assert!(sibling.args.is_empty());
     }
@@ -257,10 +247,8 @@ mod tests {
     #[test]
     fn a_configured_monitor_wins() {
         let daemon = Path::new("/usr/local/bin/longshore");
-        let configured = monitor_command(Path::new("/opt/m/longshore-monitor"), daemon);
+        let configured = monitor_command(Path::new("/opt/m/longshore-monitor"), daemon).unwrap();
         assert_eq!(configured.program, Path::new("/opt/m/longshore-monitor"));
         assert!(configured.args.is_empty());
-        let own = monitor_command(daemon, daemon);
-        assert_eq!(own.args, vec![std::ffi::OsString::from("monitor")]);
     }
 }

@@ -21,8 +21,3 @@ pub mod version;
 pub use longshore_cri_api::client;
 /// The CRI v1 API, from `crates/cri-api`.
 pub use longshore_cri_api::v1 as api;
-
-/// The body of `longshore monitor`: one small process per running container.
-pub fn monitor_main(args: &[std::ffi::OsString]) -> i32 {
-    longshore_monitor::monitor_main(args.iter())
-}

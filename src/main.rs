@@ -1,8 +1,8 @@
-//! The `longshore` command: the daemon and its helpers in one binary.
+//! The `longshore` command: the daemon, and `pod-init` for pods with a shared PID namespace.
 //!
-//! `serve` runs the CRI daemon. `monitor` and `pod-init` are the small processes the daemon starts
-//! for each container and for pods with a shared PID namespace; they are dispatched before any
-//! async runtime or logging is set up, so they stay small and single-threaded.
+//! `serve` runs the CRI daemon. `pod-init` is the small PID 1 of a pod's shared PID namespace; it
+//! is dispatched before any async runtime or logging is set up, so it stays small and
+//! single-threaded. Each container's monitor is the separate `longshore-monitor` binary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +50,6 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("pod-init") => return exit_code(longshore_namespaces::pod_init_main()),
-        Some("monitor") => return exit_code(longshore::monitor_main(&args[2..])),
         _ => {}
     }
     let cli = Cli::parse();

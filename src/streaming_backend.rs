@@ -24,7 +24,7 @@ use std::sync::{Arc, Weak};
 
 use anyhow::Context as _;
 use futures::future::BoxFuture;
-use longshore_monitor::MonitorClient;
+use longshore_monitor_client::MonitorClient;
 use longshore_streaming::{
     ExitStatus, PortStream, StreamBackend, StreamIo, StreamingConfig, StreamingError,
     StreamingServer, TlsConfig,

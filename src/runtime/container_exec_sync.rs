@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use longshore_monitor::{ExecSpec, MonitorClient};
+use longshore_monitor_client::{ExecSpec, MonitorClient};
 use tokio::io::AsyncWrite;
 use tonic::Status;
 use tracing::debug;

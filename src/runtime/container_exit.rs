@@ -49,7 +49,7 @@ pub fn recover_container(d: &Arc<Daemon>, container: &Arc<Container>) -> bool {
         watch(d.clone(), container.clone());
         return true;
     }
-    let exit = match longshore_monitor::read_exit_record(&state_dir) {
+    let exit = match longshore_monitor_client::read_exit_record(&state_dir) {
         Ok(Some(record)) => container_monitor::exit_info(&record),
         _ => ExitInfo {
             code: 255,

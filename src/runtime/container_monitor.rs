@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use longshore_monitor::{
+use longshore_monitor_client::{
     ExecutorConfig, ExitReason, ExitRecord, Monitor, MonitorClient, MonitorConfig,
     read_exit_record, read_start_record,
 };

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::io;
 use std::pin::pin;
 
-use longshore_monitor::{AttachSession, AttachStreams, MonitorClient};
+use longshore_monitor_client::{AttachSession, AttachStreams, MonitorClient};
 use longshore_streaming::{BoxReader, BoxWriter, StreamIo, TerminalSize};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -79,7 +79,7 @@ pub(super) async fn attach(client: &MonitorClient, mode: Mode, io: StreamIo) -> 
     }
 }
 
-fn attach_failed(e: longshore_monitor::MonitorError) -> io::Error {
+fn attach_failed(e: longshore_monitor_client::MonitorError) -> io::Error {
     io::Error::other(format!("attaching: {e}"))
 }
 

@@ -17,7 +17,7 @@ use std::io;
 use std::pin::pin;
 use std::time::Duration;
 
-use longshore_monitor::{ExecExit, ExecSession, ExecSpec, MonitorClient};
+use longshore_monitor_client::{ExecExit, ExecSession, ExecSpec, MonitorClient};
 use longshore_streaming::{BoxReader, BoxWriter, StreamIo, TerminalSize};
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, watch};
@@ -265,7 +265,7 @@ async fn wait(
     }
 }
 
-fn monitor_lost(e: longshore_monitor::MonitorError) -> io::Error {
+fn monitor_lost(e: longshore_monitor_client::MonitorError) -> io::Error {
     io::Error::other(format!("waiting for the exec to finish: {e}"))
 }
 

@@ -3,11 +3,10 @@
 //! restarts (it runs detached, re-parented to init) and the daemon finds it again through the
 //! socket in the container's state dir.
 //!
-//! Two halves share this crate:
-//! - [`monitor_main`] is the monitor process (`longshore monitor --state-dir D`): single-threaded,
-//!   no async runtime, one poll loop. It must be called before any other thread starts.
-//! - [`client`] is what the daemon uses, on tokio: [`Monitor::spawn`] to start a container,
-//!   [`MonitorClient`] to talk to a running monitor, [`read_exit_record`] after it is gone.
+//! This crate is the monitor process: [`monitor_main`] (`longshore-monitor --state-dir D`) is
+//! single-threaded, with no async runtime, one poll loop; it must be called before any other
+//! thread starts. What the daemon uses to start and talk to it (config, protocol, records, the
+//! tokio client) is `crates/monitor-client`.
 //!
 //! State dir layout: `monitor.json` (the config), `monitor.sock`, `monitor.log` (its
 //! diagnostics), `pid` and `started.json` (at start), `exit.json` (written last, atomically),
@@ -17,20 +16,14 @@
 
 mod attach;
 mod child_reaper;
-pub mod client;
-pub mod config;
 mod connection;
 mod container_log;
 mod detach;
 mod exec;
 mod executor;
-mod fd_passing;
 mod oom;
-pub mod protocol;
-pub mod records;
 mod server;
 mod signals;
-mod sockpath;
 mod stdio;
 mod terminal;
 
@@ -39,15 +32,9 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-pub use client::{
-    AttachSession, AttachStreams, ExecExit, ExecSession, ExecSpec, FdStream, Monitor,
-    MonitorClient, MonitorError, Started,
-};
-pub use config::{ExecutorConfig, MonitorCommand, MonitorConfig};
-pub use protocol::MonitorStatus;
-pub use records::{ExitReason, ExitRecord, StartRecord, read_exit_record, read_start_record};
+pub(crate) use longshore_monitor_client::{config, fd_passing, protocol, records, sockpath};
 
-use crate::config::CONFIG_FILE;
+use crate::config::{CONFIG_FILE, MonitorConfig};
 use crate::detach::Detached;
 
 /// Environment variable setting the monitor's log level (error, warn, info, debug, trace) when
@@ -69,14 +56,16 @@ where
     let state_dir = match parse_args(args) {
         Ok(dir) => dir,
         Err(message) => {
-            eprintln!("longshore monitor: {message}\nusage: monitor {STATE_DIR_FLAG} <dir>");
+            eprintln!(
+                "longshore-monitor: {message}\nusage: longshore-monitor {STATE_DIR_FLAG} <dir>"
+            );
             return 2;
         }
     };
     let cfg = match load_config(&state_dir) {
         Ok(cfg) => cfg,
         Err(message) => {
-            eprintln!("longshore monitor: {message}");
+            eprintln!("longshore-monitor: {message}");
             return 1;
         }
     };

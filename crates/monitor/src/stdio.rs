@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::OFlag;
 
 use crate::executor::Stdio;
 
@@ -84,11 +84,7 @@ pub(crate) fn dev_null() -> io::Result<OwnedFd> {
         .into())
 }
 
-pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
-}
+pub(crate) use longshore_monitor_client::fd::set_nonblocking;
 
 /// The result of one non-blocking read.
 pub(crate) enum ReadOutcome {

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -125,21 +125,7 @@ fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<()> {
     }
 }
 
-/// Sets the terminal's size (columns × rows); the kernel sends SIGWINCH to its foreground group.
-pub(crate) fn set_window_size(master: BorrowedFd<'_>, width: u16, height: u16) -> io::Result<()> {
-    let size = libc::winsize {
-        ws_row: height,
-        ws_col: width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid for the call.
-    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+pub(crate) use longshore_monitor_client::fd::set_window_size;
 
 /// Types the EOF character, which ends the reader's input on a terminal in canonical mode:
 /// the closest a terminal has to closing stdin (used for `stdin_once`).

@@ -7,7 +7,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use common::{Harness, Kind, SpecOpts, read_all, read_until, wait_exit};
-use longshore_monitor::{
+use longshore_monitor_client::{
     AttachStreams, ExecSpec, ExitReason, MonitorClient, MonitorError, read_exit_record,
     read_start_record,
 };

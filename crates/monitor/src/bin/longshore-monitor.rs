@@ -1,5 +1,4 @@
-//! The monitor as its own binary, for the crate's tests; the daemon runs the same code as
-//! `longshore monitor`.
+//! The `longshore-monitor` binary the daemon starts once per container.
 
 fn main() {
     std::process::exit(longshore_monitor::monitor_main(std::env::args_os().skip(1)));

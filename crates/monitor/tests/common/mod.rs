@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use longshore_monitor::{
+use longshore_monitor_client::{
     ExecutorConfig, ExitRecord, FdStream, Monitor, MonitorClient, MonitorCommand, MonitorConfig,
     MonitorError, Started,
 };

@@ -23,6 +23,9 @@ pub const MONITOR_LOG_FILE: &str = "monitor.log";
 /// Directory under the state dir that the embedded executor uses as libcontainer's root.
 pub const EMBEDDED_ROOT_DIR: &str = "runtime";
 
+/// The monitor's executable name (crates/monitor); the daemon looks for it next to itself.
+pub const MONITOR_BINARY: &str = "longshore-monitor";
+
 /// Default longest log line before it is split into `P` parts (kubelet's 16 KiB).
 pub const DEFAULT_MAX_LOG_LINE: usize = 16 * 1024;
 
@@ -94,22 +97,28 @@ pub enum ExecutorConfig {
     },
 }
 
-/// The program and leading arguments that run a monitor: `longshore monitor` in the daemon.
+/// The program and leading arguments that run a monitor (`longshore-monitor`, crates/monitor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorCommand {
     /// The executable.
     pub program: PathBuf,
-    /// Arguments before the monitor's own (`["monitor"]` for the daemon binary).
+    /// Arguments before the monitor's own `--state-dir D`.
     pub args: Vec<OsString>,
 }
 
 impl Default for MonitorCommand {
-    /// The running binary's `monitor` subcommand. `/proc/self/exe` still names the binary the
-    /// daemon started from even if a package upgrade replaced the file on disk.
+    /// `longshore-monitor`, looked up on `PATH`.
     fn default() -> Self {
+        MonitorCommand::new(MONITOR_BINARY)
+    }
+}
+
+impl MonitorCommand {
+    /// Runs `program` with no leading arguments.
+    pub fn new(program: impl Into<PathBuf>) -> MonitorCommand {
         MonitorCommand {
-            program: PathBuf::from("/proc/self/exe"),
-            args: vec![OsString::from("monitor")],
+            program: program.into(),
+            args: Vec::new(),
         }
     }
 }

@@ -19,14 +19,14 @@ const MAX_DIRECT: usize = 100;
 
 /// A socket path usable in `bind`/`connect`, keeping the folder fd it may go through alive.
 #[derive(Debug)]
-pub(crate) struct SocketPath {
+pub struct SocketPath {
     path: PathBuf,
     _dir: Option<OwnedFd>,
 }
 
 impl SocketPath {
     /// The short form of `full` (which need not exist yet; its parent must).
-    pub(crate) fn new(full: &Path) -> io::Result<SocketPath> {
+    pub fn new(full: &Path) -> io::Result<SocketPath> {
         if full.as_os_str().len() <= MAX_DIRECT {
             return Ok(SocketPath {
                 path: full.to_path_buf(),
@@ -66,7 +66,7 @@ impl SocketPath {
     }
 
     /// The path to bind or connect.
-    pub(crate) fn as_path(&self) -> &Path {
+    pub fn as_path(&self) -> &Path {
         &self.path
     }
 }

@@ -23,13 +23,12 @@ use tokio::net::UnixStream;
 use crate::config::{
     CONFIG_FILE, EXIT_FILE, MONITOR_LOG_FILE, MonitorConfig, PID_FILE, SOCKET_FILE, START_FILE,
 };
+use crate::fd::{set_nonblocking, set_window_size};
 use crate::fd_passing::recv_with_fds;
 use crate::protocol::{
     ExecRequest, FrameBuf, MonitorStatus, ProtocolError, Request, Response, StartReport, encode,
 };
 use crate::records::{ExitRecord, read_exit_record, write_atomic};
-use crate::stdio::set_nonblocking;
-use crate::terminal::set_window_size;
 
 /// The state dir holds sockets and the runtime's state: root only.
 const STATE_DIR_MODE: u32 = 0o700;

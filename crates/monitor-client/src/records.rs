@@ -72,12 +72,12 @@ pub struct StartRecord {
 }
 
 /// Nanoseconds since the unix epoch now.
-pub(crate) fn unix_nanos_now() -> i64 {
+pub fn unix_nanos_now() -> i64 {
     unix_nanos(SystemTime::now())
 }
 
 /// Nanoseconds since the unix epoch of `t` (0 before the epoch, which a sane clock never is).
-pub(crate) fn unix_nanos(t: SystemTime) -> i64 {
+pub fn unix_nanos(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
@@ -103,11 +103,13 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     }
 }
 
-pub(crate) fn write_exit_record(state_dir: &Path, record: &ExitRecord) -> io::Result<()> {
+/// Writes `exit.json` atomically (the monitor's last act).
+pub fn write_exit_record(state_dir: &Path, record: &ExitRecord) -> io::Result<()> {
     write_atomic(&state_dir.join(EXIT_FILE), &to_json(record)?)
 }
 
-pub(crate) fn write_start_record(state_dir: &Path, record: &StartRecord) -> io::Result<()> {
+/// Writes `pid` and `started.json` atomically, once the container runs.
+pub fn write_start_record(state_dir: &Path, record: &StartRecord) -> io::Result<()> {
     write_atomic(&state_dir.join(PID_FILE), record.pid.to_string().as_bytes())?;
     write_atomic(&state_dir.join(START_FILE), &to_json(record)?)
 }
@@ -117,7 +119,7 @@ fn to_json<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 }
 
 /// Writes `path` so that readers see either the old file or the whole new one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut file = fs::File::create(&tmp)?;
     file.write_all(bytes)?;

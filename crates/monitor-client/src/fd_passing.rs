@@ -7,14 +7,10 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 /// The most fds one message carries (stdin, stdout, stderr).
-pub(crate) const MAX_FDS: usize = 3;
+pub const MAX_FDS: usize = 3;
 
 /// Sends `data` with `fds` attached to its first byte; returns how many bytes went out.
-pub(crate) fn send_with_fds(
-    sock: BorrowedFd<'_>,
-    data: &[u8],
-    fds: &[RawFd],
-) -> nix::Result<usize> {
+pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> nix::Result<usize> {
     let iov = [IoSlice::new(data)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
@@ -23,7 +19,7 @@ pub(crate) fn send_with_fds(
 
 /// Receives into `buf`, appending any fds that came along (close-on-exec) to `fds`.
 /// `flags` is usually `MSG_DONTWAIT` for a non-blocking read of a blocking socket.
-pub(crate) fn recv_with_fds(
+pub fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,

@@ -12,39 +12,58 @@ use serde::{Deserialize, Serialize};
 use crate::records::ExitRecord;
 
 /// The largest frame either side accepts; requests and responses are a few hundred bytes.
-pub(crate) const MAX_FRAME: usize = 1 << 20;
+pub const MAX_FRAME: usize = 1 << 20;
 const HEADER: usize = 4;
 
 /// A request from the daemon.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "request", rename_all = "snake_case")]
-pub(crate) enum Request {
+pub enum Request {
+    /// What the container is doing.
     Status,
+    /// Send a signal to the container's init process.
     Signal {
+        /// The signal number.
         signal: i32,
     },
+    /// Run a process in the container.
     Exec(ExecRequest),
+    /// Join the container's stdio.
     Attach {
+        /// Write to its stdin.
         stdin: bool,
+        /// Read its stdout.
         stdout: bool,
+        /// Read its stderr.
         stderr: bool,
     },
+    /// Resize the container's terminal.
     Resize {
+        /// Columns.
         width: u16,
+        /// Rows.
         height: u16,
     },
+    /// Reopen the CRI log file (after kubelet rotated it).
     ReopenLog,
+    /// Answer when the container has exited.
     WaitExit,
 }
 
 /// An exec as it travels on the wire (see `client::ExecSpec` for the meaning of the fields).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct ExecRequest {
+pub struct ExecRequest {
+    /// The command and its arguments.
     pub args: Vec<String>,
+    /// Extra environment, `KEY=value`.
     pub env: Vec<String>,
+    /// Working directory; the container's when unset.
     pub cwd: Option<String>,
+    /// Run it on a terminal.
     pub tty: bool,
+    /// Give it a stdin.
     pub stdin: bool,
+    /// Kill it after this long.
     pub timeout_ms: Option<u64>,
     /// Columns and rows of a terminal exec's first size; absent from older daemons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,30 +73,45 @@ pub(crate) struct ExecRequest {
 /// A response from the monitor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "response", rename_all = "snake_case")]
-pub(crate) enum Response {
+pub enum Response {
+    /// The answer to `Status`.
     Status(MonitorStatus),
+    /// A short request succeeded.
     Done,
+    /// A request failed.
     Failed {
+        /// Why.
         message: String,
     },
     /// Followed in the same `sendmsg` by the fds: stdin (if `stdin`), stdout, stderr (if not
     /// tty); or with a tty: stdin (the master again, if `stdin`) and the pty master.
     ExecStarted {
+        /// The exec'd process's host pid.
         pid: i32,
+        /// Whether a stdin fd follows.
         stdin: bool,
+        /// Whether it runs on a terminal.
         tty: bool,
     },
+    /// The exec'd process ended.
     ExecExited {
+        /// Its exit code (128 + signal when killed).
         exit_code: i32,
+        /// Whether the monitor killed it at its timeout.
         timed_out: bool,
     },
     /// Followed by the fds in order: stdin, stdout, stderr, each only when true.
     Attached {
+        /// A stdin fd follows.
         stdin: bool,
+        /// A stdout fd follows.
         stdout: bool,
+        /// A stderr fd follows.
         stderr: bool,
+        /// The container has a terminal.
         tty: bool,
     },
+    /// The container exited (the answer to `WaitExit`).
     Exited(ExitRecord),
 }
 
@@ -97,13 +131,19 @@ pub struct MonitorStatus {
 /// The one line a new monitor writes on its stdout for the daemon's `Monitor::spawn`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum StartReport {
+pub enum StartReport {
+    /// The container runs.
     Started {
+        /// Its init's host pid.
         pid: i32,
+        /// The monitor's pid.
         monitor_pid: i32,
+        /// When it started, ns since the epoch.
         started_at: i64,
     },
+    /// It could not be started.
     Failed {
+        /// Why, in the executor's words.
         message: String,
     },
 }
@@ -120,7 +160,7 @@ pub enum ProtocolError {
 }
 
 /// Encodes one message as a frame.
-pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
     let body = serde_json::to_vec(msg)?;
     if body.len() > MAX_FRAME {
         return Err(ProtocolError::TooLarge(body.len()));
@@ -133,17 +173,18 @@ pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
 
 /// Bytes received so far on a connection, cut into frames as they complete.
 #[derive(Debug, Default)]
-pub(crate) struct FrameBuf {
+pub struct FrameBuf {
     buf: Vec<u8>,
 }
 
 impl FrameBuf {
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
+    /// Appends bytes read from the connection.
+    pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next whole message, or `None` until more bytes arrive.
-    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ProtocolError> {
+    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ProtocolError> {
         if self.buf.len() < HEADER {
             return Ok(None);
         }
