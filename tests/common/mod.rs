@@ -4,7 +4,6 @@
 //! Needs root, and the local registry of `scripts/setup-test-host.sh` on 127.0.0.1:5000.
 #![allow(dead_code)]
 
-pub mod cgroup;
 pub mod net;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use longshore::api::*;
 use longshore::client::CriClient;
+use longshore_testkit::cgroup::TestCgroupRoot;
 
 /// The image every basic test runs.
 pub const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
@@ -59,6 +59,8 @@ pub struct TestDaemon {
     pub config_file: PathBuf,
     pub log_dir: PathBuf,
     pub cgroup_root: String,
+    /// The test cgroup root itself: dropping it kills and removes what is left there.
+    cgroups: TestCgroupRoot,
     pub client: CriClient,
     /// The test network's bridge and subnet octet, if it has one.
     pub network: Option<(String, u8)>,
@@ -100,7 +102,8 @@ impl TestDaemon {
             .prefix("longshore-e2e-")
             .tempdir()
             .unwrap();
-        let cgroup_root = cgroup::make_test_root();
+        let cgroups = TestCgroupRoot::new("longshore-e2e");
+        let cgroup_root = cgroups.path().to_string();
         let cni_dir = dir.path().join("cni");
         std::fs::create_dir_all(&cni_dir).unwrap();
         let network = opts.cni.then(test_network);
@@ -120,6 +123,7 @@ impl TestDaemon {
             config_file,
             log_dir,
             cgroup_root,
+            cgroups,
             client,
             network,
             child: Some(child),
@@ -306,12 +310,7 @@ impl TestDaemon {
     /// Asserts that no mount, cgroup or monitor process of this daemon is left.
     pub fn assert_nothing_left(&self) {
         let dir = self.dir.path().to_string_lossy().to_string();
-        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&dir))
-            .map(String::from)
-            .collect();
+        let mounts = longshore_testkit::mounts::mounted_under(self.dir.path());
         assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
         let pods_dir = self.dir.path().join("state/pods");
         let left: Vec<_> = std::fs::read_dir(&pods_dir)
@@ -324,11 +323,13 @@ impl TestDaemon {
             .unwrap_or_default();
         assert!(left.is_empty(), "container state left: {left:?}");
         // The default parent (`/pods`, like kubelet's `/kubepods`) may stay, empty.
-        let cgroups: Vec<_> = cgroup::children(&self.cgroup_root)
+        let cgroups: Vec<_> = self
+            .cgroups
+            .children()
             .into_iter()
             .flat_map(|c| {
                 if c.ends_with("pods") {
-                    cgroup::children_of(&c)
+                    longshore_testkit::cgroup::children_of(&c)
                 } else {
                     vec![c]
                 }
@@ -382,7 +383,7 @@ impl Drop for TestDaemon {
             .join();
         }
         self.stop_process(libc::SIGTERM);
-        sweep(self.dir.path(), &self.cgroup_root);
+        sweep(self.dir.path(), &self.cgroups);
         if let Some((bridge, _)) = &self.network {
             // The bridge plugin leaves its bridge behind by design.
             let _ = Command::new("ip")
@@ -396,23 +397,14 @@ impl Drop for TestDaemon {
 /// Last-resort cleanup after a failed test: kill what our daemon started (found by our temp dir in
 /// their command line or in our test cgroup), unmount everything under the temp dir, remove our
 /// cgroups.
-fn sweep(dir: &Path, cgroup_root: &str) {
+fn sweep(dir: &Path, cgroups: &TestCgroupRoot) {
     let dir_text = dir.to_string_lossy().to_string();
     for pid in processes_mentioning(&dir_text) {
         // SAFETY: kill(2) on processes our test daemon started (their command line names our dir).
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    cgroup::kill_and_remove(cgroup_root);
-    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(String::from))
-        .filter(|m| m.starts_with(&dir_text))
-        .collect();
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in mounts {
-        let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
-    }
+    cgroups.remove();
+    longshore_testkit::mounts::unmount_all_under(dir);
 }
 
 /// PIDs of processes whose command line mentions `needle` (our monitors and pod inits).
@@ -475,10 +467,7 @@ async fn connect(socket: &Path) -> CriClient {
     }
 }
 
-/// A short random suffix for names.
-pub fn rand_suffix() -> String {
-    format!("{:08x}", rand::random::<u32>())
-}
+pub use longshore_testkit::random_suffix as rand_suffix;
 
 fn write_bridge_conflist(cni_dir: &Path, dir: &Path, bridge: &str, octet: u8, portmap: bool) {
     let mut conf = serde_json::json!({

@@ -7,20 +7,16 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 
 use longshore::api::*;
 
 use super::TestDaemon;
 
-/// Chains portmap creates once per host and never removes.
-pub const SHARED_CHAINS: &[&str] = &[
-    "CNI-HOSTPORT-DNAT",
-    "CNI-HOSTPORT-SETMARK",
-    "CNI-HOSTPORT-MASQ",
-];
-const BUILTIN_CHAINS: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+// Portmap's shared chains (made once per host, never removed) and the iptables readers.
+pub use longshore_testkit::iptables::{SHARED_CHAINS, lines as iptables_lines};
+use longshore_testkit::iptables::{remove as remove_rules, remove_unused_shared_chains};
+
 /// Host sysctls the bridge plugin may turn on (`isGateway`); restored after each test.
 const FORWARDING_SYSCTLS: &[&str] = &[
     "/proc/sys/net/ipv4/ip_forward",
@@ -309,78 +305,4 @@ impl Drop for HostNet {
             }
         }
     }
-}
-
-/// `iptables-save` and `ip6tables-save` as a set of `<family>/<table> <line>` strings: `-A` rules
-/// and `:CHAIN` declarations, counters dropped.
-pub fn iptables_lines() -> BTreeSet<String> {
-    let mut lines = BTreeSet::new();
-    for (family, save) in [("ip", "iptables-save"), ("ip6", "ip6tables-save")] {
-        let out = Command::new(save).output().expect("running iptables-save");
-        let mut table = String::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(t) = line.strip_prefix('*') {
-                table = format!("{family}/{t}");
-            } else if line.starts_with(':') {
-                let chain = line.split_whitespace().next().unwrap_or_default();
-                lines.insert(format!("{table} {chain}"));
-            } else if line.starts_with("-A") {
-                lines.insert(format!("{table} {line}"));
-            }
-        }
-    }
-    lines
-}
-
-/// Deletes the given `iptables_lines` entries: rules first, then chains.
-fn remove_rules(lines: &[String]) {
-    for line in lines {
-        let Some((table, rule)) = line.split_once(' ') else {
-            continue;
-        };
-        let (cmd, table) = iptables_cmd(table);
-        if let Some(rest) = rule.strip_prefix("-A ") {
-            // iptables-save quotes like a shell, so the shell can split it back.
-            quiet("sh", &["-c", &format!("{cmd} -w -t {table} -D {rest}")]);
-        }
-    }
-    for line in lines {
-        let Some((table, chain)) = line.split_once(' ') else {
-            continue;
-        };
-        let (cmd, table) = iptables_cmd(table);
-        if let Some(chain) = chain.strip_prefix(':') {
-            if !BUILTIN_CHAINS.contains(&chain) {
-                quiet(cmd, &["-w", "-t", table, "-F", chain]);
-                quiet(cmd, &["-w", "-t", table, "-X", chain]);
-            }
-        }
-    }
-}
-
-/// Removes portmap's shared chains (and the jumps to them) if they appeared during the test
-/// and no pod's rule is in them any more: other tests or nodes may be using them otherwise.
-fn remove_unused_shared_chains(before: &BTreeSet<String>) {
-    let now = iptables_lines();
-    let made_here =
-        |l: &&String| !before.contains(*l) && SHARED_CHAINS.iter().any(|c| l.contains(c));
-    let in_use = now.iter().any(|l| l.contains("-A CNI-HOSTPORT-DNAT "));
-    if in_use {
-        return;
-    }
-    let ours: Vec<String> = now.iter().filter(made_here).cloned().collect();
-    remove_rules(&ours);
-}
-
-/// `ip/nat` -> (`iptables`, `nat`), `ip6/nat` -> (`ip6tables`, `nat`).
-fn iptables_cmd(family_table: &str) -> (&'static str, &str) {
-    match family_table.split_once('/') {
-        Some(("ip6", table)) => ("ip6tables", table),
-        Some((_, table)) => ("iptables", table),
-        None => ("iptables", family_table),
-    }
-}
-
-fn quiet(cmd: &str, args: &[&str]) {
-    let _ = Command::new(cmd).args(args).output();
 }

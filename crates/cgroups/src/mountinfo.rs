@@ -1,5 +1,5 @@
-//! Parsers for `/proc/self/mountinfo` (where each hierarchy is mounted) and `/proc/self/cgroup`
-//! (which cgroup this process is in, per hierarchy).
+//! Where each hierarchy is mounted (from `/proc/self/mountinfo`, parsed by crates/mountinfo) and
+//! which cgroup this process is in, per hierarchy (`/proc/self/cgroup`).
 
 use std::path::PathBuf;
 
@@ -33,23 +33,18 @@ pub(crate) enum MountKind {
 /// The cgroup and cgroup2 mounts in a mountinfo text, in order. v1 mounts that carry no known
 /// controller (`name=systemd`) are left out.
 pub(crate) fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
-    mountinfo.lines().filter_map(parse_line).collect()
+    longshore_mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter_map(cgroup_mount)
+        .collect()
 }
 
-fn parse_line(line: &str) -> Option<CgroupMount> {
-    // "<id> <parent> <maj:min> <root> <mount point> <opts> [optional...] - <fstype> <src> <super>"
-    let (left, right) = line.split_once(" - ")?;
-    let left: Vec<&str> = left.split(' ').collect();
-    let mut right = right.split(' ');
-    let fstype = right.next()?;
-    let _source = right.next()?;
-    let super_options = right.next().unwrap_or("");
-    let root = unescape(left.get(3)?);
-    let mount_point = PathBuf::from(unescape(left.get(4)?));
-    let kind = match fstype {
+fn cgroup_mount(m: longshore_mountinfo::MountInfo) -> Option<CgroupMount> {
+    let kind = match m.fs_type.as_str() {
         FSTYPE_V2 => MountKind::V2,
         FSTYPE_V1 => {
-            let controllers: Vec<Controller> = super_options
+            let controllers: Vec<Controller> = m
+                .super_options
                 .split(',')
                 .filter_map(Controller::from_name)
                 .collect();
@@ -62,33 +57,9 @@ fn parse_line(line: &str) -> Option<CgroupMount> {
     };
     Some(CgroupMount {
         kind,
-        mount_point,
-        root,
+        mount_point: m.mount_point,
+        root: m.root,
     })
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space, `\134` for a backslash...).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match octal {
-            Some(d) => {
-                let value = d.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-                out.push(u8::try_from(value).unwrap_or(b'?'));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// This process's cgroups, from `/proc/self/cgroup`.

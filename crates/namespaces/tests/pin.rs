@@ -1,19 +1,12 @@
 //! Pins real namespaces and checks them from inside. Needs root.
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use longshore_namespaces::{NamespaceError, PinRequest, PodInit, pin, unpin};
 use nix::sched::{CloneFlags, setns};
 
-fn mounted_under(dir: &Path) -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let needle = dir.to_string_lossy().to_string();
-    info.lines()
-        .filter(|l| l.contains(&needle))
-        .map(String::from)
-        .collect()
-}
+use longshore_testkit::mounts::mounted_under;
 
 /// Runs `f` on a fresh thread that has joined the namespace pinned at `pin`.
 fn inside<T: Send + 'static>(

@@ -445,16 +445,7 @@ fn depth(path: &Path) -> usize {
     path.to_string_lossy().matches('/').count()
 }
 
-/// One line of `/proc/self/mountinfo`, the parts we use.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct MountInfo {
-    pub(crate) mount_point: PathBuf,
-    /// The filesystem type (`cgroup`, `cgroup2`, `ext4`, ...).
-    pub(crate) fs_type: String,
-    /// Optional fields: `shared:N`, `master:N`, `propagate_from:N`, `unbindable`.
-    pub(crate) optional: Vec<String>,
-    pub(crate) super_options: String,
-}
+pub(crate) use longshore_mountinfo::MountInfo;
 
 fn mount_table(path: &Path) -> Result<Vec<MountInfo>, SpecError> {
     let table = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
@@ -467,47 +458,7 @@ fn mount_table(path: &Path) -> Result<Vec<MountInfo>, SpecError> {
 
 /// Parses a mountinfo table; malformed lines are skipped.
 pub(crate) fn mountinfo_entries(table: &str) -> Vec<MountInfo> {
-    table
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let sep = fields.iter().position(|f| *f == "-")?;
-            if sep < 6 || fields.len() < sep + 4 {
-                return None;
-            }
-            Some(MountInfo {
-                mount_point: PathBuf::from(unescape(fields[4])),
-                fs_type: fields[sep + 1].to_string(),
-                optional: fields[6..sep].iter().map(|s| s.to_string()).collect(),
-                super_options: fields[sep + 3].to_string(),
-            })
-        })
-        .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo` octal escapes.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = bytes[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    longshore_mountinfo::parse(table)
 }
 
 /// The mount `path` lives on: the deepest mount point above it; of several mounts on the same

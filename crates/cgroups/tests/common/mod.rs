@@ -250,14 +250,5 @@ impl Drop for Child {
     }
 }
 
-/// Poll `f` until it holds or `timeout` passes; returns whether it held.
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
+#[allow(unused_imports)] // not every test binary polls
+pub use longshore_testkit::eventually;

@@ -28,13 +28,12 @@ const FORWARDING_SYSCTLS: &[&str] = &[
     "/proc/sys/net/ipv4/ip_forward",
     "/proc/sys/net/ipv6/conf/all/forwarding",
 ];
-/// Chains portmap creates once per host and never removes; a test removes them itself.
-const SHARED_CHAINS: &[&str] = &[
-    "CNI-HOSTPORT-DNAT",
-    "CNI-HOSTPORT-SETMARK",
-    "CNI-HOSTPORT-MASQ",
-];
+/// Chains that every table has; a pod's rules go in chains of its own.
 const BUILTIN_CHAINS: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+pub use longshore_testkit::iptables::lines as iptables_lines;
+use longshore_testkit::iptables::{
+    SHARED_CHAINS, nft_tables, remove_added as remove_new_iptables, remove_new_nft_tables,
+};
 
 /// Network tests share iptables and sysctl state: one at a time. (An async mutex, as the
 /// guard is held across awaits; it does not poison, so one failed test fails alone.)
@@ -434,84 +433,5 @@ impl Drop for TestNet {
         if !self.finished {
             self.clean_up();
         }
-    }
-}
-
-/// `iptables-save` and `ip6tables-save` as a set of `<family>/<table> <line>` strings,
-/// counters and comments dropped.
-pub fn iptables_lines() -> BTreeSet<String> {
-    let mut lines = BTreeSet::new();
-    for (family, save) in [("ip", "iptables-save"), ("ip6", "ip6tables-save")] {
-        let mut table = String::new();
-        for line in run(save, &[]).lines() {
-            if let Some(t) = line.strip_prefix('*') {
-                table = format!("{family}/{t}");
-            } else if line.starts_with(':') {
-                let chain = line.split_whitespace().next().unwrap_or_default();
-                lines.insert(format!("{table} {chain}"));
-            } else if line.starts_with("-A") {
-                lines.insert(format!("{table} {line}"));
-            }
-        }
-    }
-    lines
-}
-
-/// nftables tables (`table ip nat`); iptables-nft creates them on first use and leaves them.
-fn nft_tables() -> BTreeSet<String> {
-    let out = Command::new("nft").args(["list", "tables"]).output();
-    out.map(|o| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-/// Deletes tables that appeared during the test, once the rules in them are gone.
-fn remove_new_nft_tables(before: &BTreeSet<String>) {
-    for table in nft_tables().difference(before) {
-        let args: Vec<&str> = table.split_whitespace().collect();
-        if let ["table", family, name] = args[..] {
-            run_quiet("nft", &["delete", "table", family, name]);
-        }
-    }
-}
-
-/// Removes rules and chains that are not in `before` (portmap's shared chains).
-fn remove_new_iptables(before: &BTreeSet<String>) {
-    let now = iptables_lines();
-    let added: Vec<&String> = now.difference(before).collect();
-    for line in added.iter().rev() {
-        let Some((table, rule)) = line.split_once(' ') else {
-            continue;
-        };
-        let (cmd, table) = iptables_cmd(table);
-        if let Some(rest) = rule.strip_prefix("-A ") {
-            // iptables-save quotes like a shell, so the shell can split it back.
-            run_quiet("sh", &["-c", &format!("{cmd} -w -t {table} -D {rest}")]);
-        }
-    }
-    for line in &added {
-        let Some((table, chain)) = line.split_once(' ') else {
-            continue;
-        };
-        let (cmd, table) = iptables_cmd(table);
-        if let Some(chain) = chain.strip_prefix(':') {
-            if !BUILTIN_CHAINS.contains(&chain) {
-                run_quiet(cmd, &["-w", "-t", table, "-F", chain]);
-                run_quiet(cmd, &["-w", "-t", table, "-X", chain]);
-            }
-        }
-    }
-}
-
-/// `ip/nat` -> (`iptables`, `nat`), `ip6/nat` -> (`ip6tables`, `nat`).
-fn iptables_cmd(family_table: &str) -> (&'static str, &str) {
-    match family_table.split_once('/') {
-        Some(("ip6", table)) => ("ip6tables", table),
-        Some((_, table)) => ("iptables", table),
-        None => ("iptables", family_table),
     }
 }

@@ -8,13 +8,14 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use longshore_monitor_client::{
     ExecutorConfig, ExitRecord, FdStream, Monitor, MonitorClient, MonitorCommand, MonitorConfig,
     MonitorError, Started,
 };
+use longshore_testkit::cgroup::TestCgroupRoot;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -24,10 +25,6 @@ use tokio::io::AsyncReadExt;
 pub const RUNC: &str = "/usr/sbin/runc";
 const BUSYBOX: &str = "/bin/busybox";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-/// Parent cgroup dirs this test process created (in hierarchies where our own cgroup is
-/// higher up), removed by whichever test finishes last; the lock also serializes creating and
-/// removing them between tests.
-static CREATED_PARENTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static SUBREAPER: Once = Once::new();
 
 /// Which executor a test runs with.
@@ -81,107 +78,33 @@ fn become_subreaper() {
 }
 
 fn rand_hex() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    longshore_testkit::random_suffix()
 }
 
 /// A cgroup `P/longshore-test-<rand>` in every hierarchy, where P is this process's deepest
 /// own cgroup path, so one absolute cgroupsPath works in every v1 controller.
 pub struct TestCgroup {
-    pub rel: PathBuf,
+    root: TestCgroupRoot,
 }
 
 impl TestCgroup {
     fn new() -> Self {
-        let own = fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
-        let deepest = own
-            .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(2))
-            .max_by_key(|p| p.len())
-            .unwrap_or("/")
-            .trim_start_matches('/')
-            .to_owned();
-        let rel = Path::new(&deepest).join(format!("longshore-test-{}", rand_hex()));
-        let mut parents = CREATED_PARENTS.lock().unwrap_or_else(|e| e.into_inner());
-        for hierarchy in hierarchies() {
-            let mut dir = hierarchy.clone();
-            let depth = rel.components().count();
-            for (i, part) in rel.components().enumerate() {
-                let parent = dir.clone();
-                dir.push(part);
-                if !dir.exists() {
-                    fs::create_dir(&dir).expect("create test cgroup");
-                    copy_cpuset(&parent, &dir);
-                    if i + 1 < depth && !parents.contains(&dir) {
-                        parents.push(dir.clone());
-                    }
-                }
-            }
+        TestCgroup {
+            root: TestCgroupRoot::new("longshore-test"),
         }
-        TestCgroup { rel }
     }
 
     /// The OCI cgroupsPath for container `id`.
     pub fn path_for(&self, id: &str) -> String {
-        format!("/{}/{id}", self.rel.display())
+        self.root.child_path(id)
     }
 
     /// v1 memory.oom_control of container `id`'s cgroup.
     pub fn memory_events(&self, id: &str) -> PathBuf {
-        Path::new(CGROUP_ROOT)
-            .join("memory")
-            .join(&self.rel)
+        self.root
+            .dir_in(&Path::new(CGROUP_ROOT).join("memory"))
             .join(id)
             .join("memory.oom_control")
-    }
-}
-
-/// A new cpuset cgroup starts with no CPUs or memory nodes; give it its parent's.
-fn copy_cpuset(parent: &Path, dir: &Path) {
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        if let Ok(v) = fs::read_to_string(parent.join(file)) {
-            let _ = fs::write(dir.join(file), v.trim());
-        }
-    }
-}
-
-fn hierarchies() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(CGROUP_ROOT)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    dirs.retain(|d| d.is_dir() && !d.is_symlink());
-    dirs.sort();
-    dirs
-}
-
-/// Removes every cgroup directory under `dir`, deepest first (cgroup dirs hold only files
-/// that go with them, so rmdir is all it takes once they have no processes).
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    for _ in 0..50 {
-        match fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    eprintln!("warning: could not remove cgroup {}", dir.display());
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let mut parents = CREATED_PARENTS.lock().unwrap_or_else(|e| e.into_inner());
-        for hierarchy in hierarchies() {
-            remove_cgroup_tree(&hierarchy.join(&self.rel));
-        }
-        // Parents this process made, deepest first, once no test uses them any more.
-        parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        parents.retain(|dir| fs::remove_dir(dir).is_err() && dir.exists());
     }
 }
 
