@@ -41,7 +41,7 @@ pub struct Daemon {
     pub snapshots: Arc<longshore_snapshot::Snapshotter>,
     /// Node-wide settings for every container's OCI spec.
     pub spec_settings: longshore_spec::SpecSettings,
-    /// The exec/attach/port-forward server, set once by [`Daemon::start_streaming`].
+    /// The exec/attach/port-forward server, set once at start (`crate::streaming_backend::start`).
     pub streaming: OnceLock<longshore_streaming::StreamingServer>,
 }
 
@@ -95,17 +95,6 @@ impl Daemon {
             streaming: OnceLock::new(),
         };
         Ok(daemon)
-    }
-
-    /// Starts the streaming server behind Exec, Attach and PortForward URLs. Call once, after
-    /// `open`, on the daemon's runtime; the server reaches back to the daemon through a weak
-    /// reference.
-    pub async fn start_streaming(self: &Arc<Self>) -> Result<()> {
-        let server = crate::streaming_backend::start(self).await?;
-        if self.streaming.set(server).is_err() {
-            anyhow::bail!("the streaming server was already started");
-        }
-        Ok(())
     }
 
     /// Stops background work at shutdown: the streaming server takes no new connections

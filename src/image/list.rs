@@ -8,7 +8,7 @@ use crate::api::{
     StreamImagesResponse,
 };
 use crate::daemon::Daemon;
-use crate::runtime::RpcStream;
+use crate::server::RpcStream;
 
 const STREAM_CHUNK: usize = 512;
 

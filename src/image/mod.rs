@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::api::image_service_server::ImageService;
 use crate::api::*;
 use crate::daemon::Daemon;
-use crate::runtime::RpcStream;
+use crate::server::RpcStream;
 use crate::server::rpc;
 
 pub use convert::status_from;

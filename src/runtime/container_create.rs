@@ -71,7 +71,7 @@ async fn make_container(
     let state_dir = d.config.state.join("containers").join(id);
     let rootfs = state_dir.join("rootfs");
     let log_path = log_path(&pod.config.log_directory, &config.log_path);
-    let cgroup = super::container_cgroup::path_for(d, &pod_record, id)?;
+    let cgroup = super::container::cgroup::path_for(d, &pod_record, id)?;
     let mut record = ContainerRecord {
         id: id.to_string(),
         pod_id: pod.id.clone(),
@@ -127,7 +127,7 @@ async fn prepare(
         .map_err(|e| Status::internal(format!("mounting the container's root: {e}")))?;
 
     let pod_record = pod.snapshot();
-    let target_pid = super::container_namespaces::target_pid(d, config)?;
+    let target_pid = super::container::namespaces::target_pid(d, config)?;
     let pod_ctx = PodContext {
         sandbox_id: pod.id.clone(),
         userns: None,
@@ -146,8 +146,8 @@ async fn prepare(
         resolv_conf: Some(pod_record.state_dir.join("resolv.conf")),
         shm: pod_record.shm.clone(),
     };
-    let image_view = super::spec_inputs::image_view(image, &record.image_name);
-    let settings = super::spec_inputs::settings(d);
+    let image_view = super::container::spec_inputs::image_view(image, &record.image_name);
+    let settings = super::container::spec_inputs::settings(d);
     let input = SpecInput {
         container_id: &record.id,
         config,

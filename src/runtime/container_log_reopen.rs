@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::Status;
 
-use super::{container_monitor, lookup};
+use super::{container, lookup};
 use crate::api::{ReopenContainerLogRequest, ReopenContainerLogResponse};
 use crate::daemon::Daemon;
 use crate::state::ContainerState;
@@ -20,7 +20,7 @@ pub(super) async fn reopen_container_log(
             container.id
         )));
     }
-    let client = container_monitor::client(&container).await?;
+    let client = container::monitor::client(&container).await?;
     client
         .reopen_log()
         .await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::Status;
 use tracing::{info, warn};
 
-use super::{container_cgroup, container_events, container_stop, lookup, pod_teardown};
+use super::{container, container_events, container_stop, lookup, pod};
 use crate::api::{ContainerEventType, RemoveContainerRequest, RemoveContainerResponse};
 use crate::daemon::Daemon;
 use crate::state::{Container, ContainerRecord};
@@ -31,7 +31,7 @@ pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Resul
     }
     let record = container.snapshot();
     release_storage(d, &record).await;
-    if let Err(e) = container_cgroup::remove(d, &record) {
+    if let Err(e) = container::cgroup::remove(d, &record) {
         warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
     }
     d.store
@@ -56,7 +56,7 @@ pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Resul
 /// what it cannot do; safe to repeat.
 pub(crate) async fn release_storage(d: &Daemon, record: &ContainerRecord) {
     let rootfs = record.state_dir.join("rootfs");
-    if let Err(e) = pod_teardown::unmount(&rootfs) {
+    if let Err(e) = pod::teardown::unmount(&rootfs) {
         warn!(container = %record.id, error = %e, "cannot unmount the container's root");
     }
     if let Err(e) = d.snapshots.remove(&record.id) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::Status;
 use tracing::{info, warn};
 
-use super::{container_cgroup, container_events, container_exit, container_monitor, lookup};
+use super::{container, container_events, lookup};
 use crate::api::{ContainerEventType, StartContainerRequest, StartContainerResponse};
 use crate::daemon::Daemon;
 use crate::state::{Container, ContainerState, ExitInfo, PodState, now_nanos};
@@ -43,12 +43,12 @@ pub(super) async fn start_container(
 async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status> {
     let record = container.snapshot();
     let resources = super::container_status::current_resources(container);
-    container_cgroup::create(d, &record, resources.as_ref())?;
-    let started = container_monitor::spawn(d, container).await;
+    container::cgroup::create(d, &record, resources.as_ref())?;
+    let started = container::monitor::spawn(d, container).await;
     let started = match started {
         Ok(s) => s,
         Err(status) => {
-            let _ = container_cgroup::remove(d, &record);
+            let _ = container::cgroup::remove(d, &record);
             return Err(status);
         }
     };
@@ -62,7 +62,7 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status
         .map_err(|e| Status::internal(e.to_string()))?;
     info!(container = %container.id, pid = started.pid, "container started");
     container_events::emit(d, container, ContainerEventType::ContainerStartedEvent);
-    container_exit::watch(d.clone(), container.clone());
+    container::exit::watch(d.clone(), container.clone());
     Ok(())
 }
 

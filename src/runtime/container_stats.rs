@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tonic::Status;
 use tracing::warn;
 
-use super::stats_cache::{LayerUsage, cache};
-use super::stats_convert::{cpu_usage, io_usage, memory_usage, swap_usage, value};
-use super::stats_sample::{self, Sample, blocking};
+use super::stats;
+use super::stats::cache::{LayerUsage, cache};
+use super::stats::convert::{cpu_usage, io_usage, memory_usage, swap_usage, value};
+use super::stats::sample::{Sample, blocking};
 use super::{RpcStream, lookup};
 use crate::api::{
     ContainerAttributes, ContainerStats, ContainerStatsFilter, ContainerStatsRequest,
@@ -44,7 +45,7 @@ pub(super) async fn list_container_stats(
 ) -> Result<ListContainerStatsResponse, Status> {
     let d = d.clone();
     let stats = blocking(move || {
-        stats_sample::forget_the_gone(&d);
+        stats::sample::forget_the_gone(&d);
         running_stats(&d, req.filter.as_ref())
     })
     .await?;
@@ -57,7 +58,7 @@ pub(super) async fn stream_container_stats(
 ) -> Result<RpcStream<StreamContainerStatsResponse>, Status> {
     let d = d.clone();
     let stats = blocking(move || {
-        stats_sample::forget_the_gone(&d);
+        stats::sample::forget_the_gone(&d);
         running_stats(&d, req.filter.as_ref())
     })
     .await?;
@@ -110,7 +111,7 @@ fn matches(c: &Container, f: &ContainerStatsFilter) -> bool {
 /// The container's cgroup reading; `None` when it has no cgroup (not started, or exited).
 pub(crate) fn sample_of(d: &Daemon, c: &Container) -> Result<Option<Sample>, String> {
     let record = c.snapshot();
-    stats_sample::read(d, &record.cgroup, &c.id, record.started_at)
+    stats::sample::read(d, &record.cgroup, &c.id, record.started_at)
 }
 
 /// The CRI stats of a container from a cgroup reading (cpu and memory absent without one).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::Status;
 use tracing::{info, warn};
 
-use super::{container_cgroup, container_monitor, lookup};
+use super::{container, lookup};
 use crate::api::{StopContainerRequest, StopContainerResponse};
 use crate::daemon::Daemon;
 use crate::state::{Container, ContainerState};
@@ -39,7 +39,7 @@ pub(crate) async fn stop(
     let mut exited = container.exited.subscribe();
     if timeout_secs > 0 {
         let signal = container.snapshot().stop_signal;
-        container_monitor::signal(container, signal).await?;
+        container::monitor::signal(container, signal).await?;
         let grace = Duration::from_secs(timeout_secs as u64);
         if tokio::time::timeout(grace, exited.wait_for(|e| *e))
             .await
@@ -50,10 +50,10 @@ pub(crate) async fn stop(
         }
     }
     let record = container.snapshot();
-    if let Err(e) = container_cgroup::kill_all(d, &record) {
+    if let Err(e) = container::cgroup::kill_all(d, &record) {
         warn!(container = %container.id, error = %e, "killing the cgroup failed; signalling the process");
     }
-    container_monitor::signal(container, libc::SIGKILL).await?;
+    container::monitor::signal(container, libc::SIGKILL).await?;
     match tokio::time::timeout(KILL_WAIT, exited.wait_for(|e| *e)).await {
         Ok(_) => {
             info!(container = %container.id, "container killed");

@@ -6,7 +6,7 @@ use prost::Message;
 use tonic::Status;
 use tracing::info;
 
-use super::{container_cgroup, lookup};
+use super::{container, lookup};
 use crate::api::{UpdateContainerResourcesRequest, UpdateContainerResourcesResponse};
 use crate::daemon::Daemon;
 use crate::state::ContainerState;
@@ -31,7 +31,7 @@ pub(super) async fn update_container_resources(
     if state == ContainerState::Running {
         let d2 = d.clone();
         let r2 = resources.clone();
-        tokio::task::spawn_blocking(move || container_cgroup::update(&d2, &record, &r2))
+        tokio::task::spawn_blocking(move || container::cgroup::update(&d2, &record, &r2))
             .await
             .map_err(|e| Status::internal(format!("cgroup task: {e}")))??;
     }

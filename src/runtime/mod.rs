@@ -1,18 +1,15 @@
 //! RuntimeService: pods, containers, streaming, stats and events. One file per RPC; this file
 //! only routes each RPC through [`crate::server::rpc`] to its handler.
 
+mod container;
 mod container_attach;
-mod container_cgroup;
 mod container_create;
 mod container_events;
 mod container_exec;
 mod container_exec_sync;
-mod container_exit;
-pub use container_exit::recover_container;
+pub use container::exit::recover_container;
 mod container_list;
 mod container_log_reopen;
-mod container_monitor;
-mod container_namespaces;
 mod container_remove;
 mod container_start;
 mod container_stats;
@@ -23,11 +20,7 @@ mod events_subscribe;
 pub use events_subscribe::end_event_streams;
 mod lookup;
 mod metric_descriptors;
-mod net_dev;
-mod pod_cgroup;
-mod pod_files;
-mod pod_network;
-mod pod_teardown;
+mod pod;
 mod runtime_config;
 mod sandbox_list;
 mod sandbox_metrics;
@@ -38,18 +31,13 @@ mod sandbox_stats;
 mod sandbox_status;
 mod sandbox_stop;
 mod sandbox_update;
-mod spec_inputs;
-mod stats_cache;
-mod stats_convert;
-mod stats_sample;
+mod stats;
 mod status;
 mod validate;
 mod version;
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::api::runtime_service_server::RuntimeService;
@@ -57,8 +45,7 @@ use crate::api::*;
 use crate::daemon::Daemon;
 use crate::server::rpc;
 
-/// A server stream of CRI responses.
-pub type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(crate) use crate::server::RpcStream;
 
 /// The RuntimeService as tonic serves it.
 pub struct RuntimeApi {

@@ -12,9 +12,10 @@ use tonic::Status;
 use tracing::warn;
 
 use super::metric_descriptors::{self as m, Desc, descriptors, labels};
-use super::net_dev::InterfaceCounters;
-use super::stats_cache::cache;
-use super::stats_sample::{self, Sample, blocking};
+use super::stats;
+use super::stats::cache::cache;
+use super::stats::net_dev::InterfaceCounters;
+use super::stats::sample::{Sample, blocking};
 use super::{RpcStream, container_stats, lookup, sandbox_stats};
 use crate::api::{
     ContainerMetrics, LinuxContainerResources, ListMetricDescriptorsRequest,
@@ -68,7 +69,7 @@ pub(super) async fn stream_pod_sandbox_metrics(
 
 /// Metrics of every ready pod and its running containers.
 fn all_pod_metrics(d: &Daemon) -> Vec<PodSandboxMetrics> {
-    stats_sample::forget_the_gone(d);
+    stats::sample::forget_the_gone(d);
     let pods = sandbox_stats::ready_pods(d, None);
     let networks = sandbox_stats::network_of(&pods);
     pods.iter()

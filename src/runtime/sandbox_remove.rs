@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::Status;
 use tracing::info;
 
-use super::{container_remove, lookup, pod_teardown, sandbox_stop};
+use super::{container_remove, lookup, pod, sandbox_stop};
 use crate::api::{RemovePodSandboxRequest, RemovePodSandboxResponse};
 use crate::daemon::Daemon;
 use crate::state::Pod;
@@ -24,7 +24,7 @@ pub(super) async fn remove_pod_sandbox(
         container_remove::remove(d, &container).await?;
     }
     let record = pod.snapshot();
-    pod_teardown::release(d, &record).await?;
+    pod::teardown::release(d, &record).await?;
     d.store
         .delete_pod(&pod.id)
         .map_err(|e| Status::internal(e.to_string()))?;

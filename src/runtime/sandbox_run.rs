@@ -10,7 +10,7 @@ use prost::Message;
 use tonic::Status;
 use tracing::{Instrument, Span, info, warn};
 
-use super::{pod_cgroup, pod_files, pod_network, pod_teardown, validate};
+use super::{pod, validate};
 use crate::api::{NamespaceMode, PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse};
 use crate::daemon::Daemon;
 use crate::state::{Pod, PodRecord, PodState, new_id, now_nanos};
@@ -121,7 +121,7 @@ async fn make_pod(
 /// kubelet's StopPodSandbox/RemovePodSandbox can retry instead of it leaking.
 async fn undo(d: &Arc<Daemon>, record: PodRecord) {
     let id = record.id.clone();
-    match pod_teardown::release(d, &record).await {
+    match pod::teardown::release(d, &record).await {
         Ok(()) => {
             if let Err(e) = d.store.delete_pod(&id) {
                 warn!(pod = %id, error = %e, "cannot forget the record of a failed pod");
@@ -155,7 +155,7 @@ async fn build_pod(
     let ns = PodNamespaces::of(config);
     // Checked before anything is made; `None` for host-network pods, which skip CNI.
     let network = (!ns.host_network)
-        .then(|| pod_network::request(config, &record.id))
+        .then(|| pod::network::request(config, &record.id))
         .transpose()?;
     std::fs::create_dir_all(&record.state_dir)
         .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
@@ -207,15 +207,15 @@ async fn build_pod(
         mount_shm(&shm, d.config.containers.shm_size.0)?;
         record.shm = Some(shm);
     }
-    pod_files::write(&record.state_dir, config, &hostname, ns.host_network)
+    pod::files::write(&record.state_dir, config, &hostname, ns.host_network)
         .map_err(|e| Status::internal(format!("writing pod files: {e}")))?;
 
-    pod_cgroup::create(d, config, record)?;
+    pod::cgroup::create(d, config, record)?;
     if let Some(pid) = record.pod_init_pid {
-        pod_cgroup::add_process(d, record, pid)?;
+        pod::cgroup::add_process(d, record, pid)?;
     }
     if let Some(network) = network {
-        pod_network::attach(d, network, record).await?;
+        pod::network::attach(d, network, record).await?;
     }
     Ok(())
 }

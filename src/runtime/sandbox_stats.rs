@@ -8,9 +8,10 @@ use tonic::Status;
 use tracing::warn;
 
 use super::container_stats::pod_container_stats;
-use super::net_dev::{self, InterfaceCounters};
-use super::stats_convert::{cpu_usage, io_usage, memory_usage, nanos, value};
-use super::stats_sample::{self, Sample, blocking};
+use super::stats;
+use super::stats::convert::{cpu_usage, io_usage, memory_usage, nanos, value};
+use super::stats::net_dev::InterfaceCounters;
+use super::stats::sample::{Sample, blocking};
 use super::{RpcStream, lookup};
 use crate::api::{
     LinuxPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse,
@@ -68,7 +69,7 @@ pub(super) async fn stream_pod_sandbox_stats(
 /// Stats of every ready pod matching `filter` (a stopped pod has nothing running to measure,
 /// as containerd also leaves such pods out). A pod that cannot be read is left out and logged.
 fn ready_stats(d: &Daemon, filter: Option<&PodSandboxStatsFilter>) -> Vec<PodSandboxStats> {
-    stats_sample::forget_the_gone(d);
+    stats::sample::forget_the_gone(d);
     let pods = ready_pods(d, filter);
     let networks = network_of(&pods);
     pods.iter()
@@ -101,7 +102,7 @@ fn matches(p: &Pod, f: &PodSandboxStatsFilter) -> bool {
 /// The pod cgroup's reading; `None` when the pod has no cgroup (any more).
 pub(crate) fn sample_of(d: &Daemon, pod: &Pod) -> Result<Option<Sample>, String> {
     let record = pod.snapshot();
-    stats_sample::read(d, &record.cgroup, &pod.id, record.created_at)
+    stats::sample::read(d, &record.cgroup, &pod.id, record.created_at)
 }
 
 /// Interface counters of each pod, read in its network namespace; `None` for pods on the host
@@ -116,7 +117,7 @@ pub(crate) fn network_of(pods: &[Arc<Pod>]) -> Vec<Option<(i64, Vec<InterfaceCou
         .collect();
     let wanted: Vec<_> = netns.iter().flatten().cloned().collect();
     let timestamp = now_nanos();
-    let mut read = net_dev::read_all(wanted).into_iter();
+    let mut read = stats::net_dev::read_all(wanted).into_iter();
     pods.iter()
         .zip(netns)
         .map(|(pod, ns)| {
@@ -141,7 +142,7 @@ fn stats_of(
     let linux = LinuxPodSandboxStats {
         cpu: sample.as_ref().map(|s| cpu_usage(&s.stats, s.nano_cores)),
         memory: sample.as_ref().map(|s| memory_usage(&s.stats)),
-        network: network.map(|(at, counters)| net_dev::network_usage(at, counters)),
+        network: network.map(|(at, counters)| stats::net_dev::network_usage(at, counters)),
         process: sample.as_ref().map(|s| ProcessUsage {
             timestamp: nanos(s.stats.timestamp),
             process_count: value(s.stats.pids.current),

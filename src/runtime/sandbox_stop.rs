@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::Status;
 use tracing::info;
 
-use super::{container_stop, lookup, pod_teardown};
+use super::{container_stop, lookup, pod};
 use crate::api::{StopPodSandboxRequest, StopPodSandboxResponse};
 use crate::daemon::Daemon;
 use crate::state::{Pod, PodState};
@@ -30,7 +30,7 @@ pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), Status> 
         container_stop::stop(d, &container, 0).await?;
     }
     let record = pod.snapshot();
-    pod_teardown::stop(d, &record).await?;
+    pod::teardown::stop(d, &record).await?;
     let record = pod.update(|r| {
         r.state = PodState::NotReady;
         r.network_attached = false;

@@ -12,9 +12,9 @@ use longshore_cgroups::{Cgroup, CgroupPath};
 use tonic::Status;
 use tracing::debug;
 
-use super::container_cgroup;
+use super::container;
 use super::lookup;
-use super::stats_sample::blocking;
+use super::stats::sample::blocking;
 use crate::api::{
     LinuxContainerResources, UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse,
 };
@@ -38,7 +38,7 @@ pub(super) async fn update_pod_sandbox_resources(
         let cgroup = Cgroup::open(&d.hierarchy, &path)
             .map_err(|e| Status::internal(format!("opening pod cgroup {}: {e}", path.as_str())))?;
         cgroup
-            .apply(&container_cgroup::resources(&total))
+            .apply(&container::cgroup::resources(&total))
             .map_err(|e| Status::invalid_argument(format!("pod cgroup {}: {e}", path.as_str())))
     })
     .await??;

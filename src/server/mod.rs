@@ -21,6 +21,10 @@ use crate::image::ImageApi;
 use crate::runtime::RuntimeApi;
 
 pub(crate) use rpc::rpc;
+
+/// A server stream of CRI responses.
+pub type RpcStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
 pub use status::{RpcError, code_of};
 
 /// Flags of `longshore serve`; each overrides the configuration file.
@@ -103,7 +107,10 @@ async fn run(config: Config) -> Result<()> {
     crate::recovery::recover(&daemon)
         .await
         .context("recovering state")?;
-    daemon.start_streaming().await?;
+    let streaming = crate::streaming_backend::start(&daemon).await?;
+    if daemon.streaming.set(streaming).is_err() {
+        anyhow::bail!("the streaming server was already started");
+    }
     let listener = socket::bind(&socket_path, &group)?;
     info!(socket = %socket_path.display(), version = crate::version::VERSION, "longshore is serving CRI");
 

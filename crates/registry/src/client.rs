@@ -28,7 +28,7 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hosts::{RegistryHost, hosts_for};
 use crate::manifest::{Descriptor, ImageManifest, MANIFEST_ACCEPT, Manifest};
-use crate::platform::{Platform, select};
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// Manifests larger than this are refused (containerd uses the same bound).
@@ -268,10 +268,12 @@ impl Session {
                 manifest: top,
             }),
             Manifest::Index(index) => {
-                let entry = select(index, platform).ok_or_else(|| Error::NoMatchingPlatform {
-                    reference: reference.to_string(),
-                    platform: platform.to_string(),
-                })?;
+                let entry = index
+                    .select(platform)
+                    .ok_or_else(|| Error::NoMatchingPlatform {
+                        reference: reference.to_string(),
+                        platform: platform.to_string(),
+                    })?;
                 debug!(%reference, digest = %entry.digest, %platform, "selected platform manifest");
                 let fetched = self.fetch_manifest(&entry.digest).await?;
                 if fetched.bytes.len() as u64 != entry.size {

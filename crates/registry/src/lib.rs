@@ -26,5 +26,5 @@ pub use manifest::{
     DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, ImageIndex, ImageManifest,
     MANIFEST_ACCEPT, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
 };
-pub use platform::{Platform, select as select_platform};
+pub use platform::Platform;
 pub use reference::{DOCKER_HUB, Reference};

@@ -130,6 +130,25 @@ impl Manifest {
     }
 }
 
+impl ImageIndex {
+    /// The best entry for `platform`; entries without a platform are skipped.
+    pub fn select(&self, platform: &Platform) -> Option<&Descriptor> {
+        self.manifests
+            .iter()
+            .filter_map(|d| {
+                d.platform
+                    .as_ref()
+                    .and_then(|p| platform.score(p))
+                    .map(|s| (s, d))
+            })
+            // max_by_key keeps the last maximum; reverse so the first best entry wins, as in
+            // containerd.
+            .rev()
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, d)| d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Descriptor, ImageIndex};
-
 /// A platform as image indexes describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
@@ -40,7 +38,7 @@ impl Platform {
 
     /// How well an index entry's platform fits this node; `None` if it cannot run here.
     /// Higher is better: an exact variant beats a missing one beats an older compatible one.
-    fn score(&self, other: &Platform) -> Option<u32> {
+    pub(crate) fn score(&self, other: &Platform) -> Option<u32> {
         if other.os != self.os || other.architecture != self.architecture {
             return None;
         }
@@ -91,27 +89,11 @@ fn variant_number(v: &str) -> Option<u32> {
     v.trim_start_matches('v').split('.').next()?.parse().ok()
 }
 
-/// The best index entry for `platform`; entries without a platform are skipped.
-pub fn select<'a>(index: &'a ImageIndex, platform: &Platform) -> Option<&'a Descriptor> {
-    index
-        .manifests
-        .iter()
-        .filter_map(|d| {
-            d.platform
-                .as_ref()
-                .and_then(|p| platform.score(p))
-                .map(|s| (s, d))
-        })
-        // max_by_key keeps the last maximum; reverse so the first best entry wins, as in containerd.
-        .rev()
-        .max_by_key(|(s, _)| *s)
-        .map(|(_, d)| d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::digest::Digest;
+    use crate::manifest::{Descriptor, ImageIndex};
 
     fn entry(arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
         Descriptor {
@@ -138,7 +120,9 @@ mod tests {
             os: "linux".into(),
             variant: variant.map(Into::into),
         };
-        select(&index, &p).map(|d| entries.iter().position(|e| e.digest == d.digest).unwrap() as u8)
+        index
+            .select(&p)
+            .map(|d| entries.iter().position(|e| e.digest == d.digest).unwrap() as u8)
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::{CloneFlags, setns};
 
-use super::stats_convert::value;
+use super::convert::value;
 use crate::api::{NetworkInterfaceUsage, NetworkUsage};
 
 /// The calling thread's view of its network namespace's interfaces.

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::{container_cgroup, container_events, container_monitor};
 use crate::api::ContainerEventType;
 use crate::daemon::Daemon;
+use crate::runtime::{container, container_events};
 use crate::state::{Container, ContainerState, ExitInfo};
 
 /// Spawns the task that waits for this container's exit.
 pub(crate) fn watch(d: Arc<Daemon>, container: Arc<Container>) {
     tokio::spawn(async move {
-        let exit = container_monitor::wait_exit(&container).await;
+        let exit = container::monitor::wait_exit(&container).await;
         record_exit(&d, &container, exit);
     });
 }
@@ -31,7 +31,7 @@ pub(crate) fn record_exit(d: &Daemon, container: &Container, exit: ExitInfo) {
     if let Err(e) = d.store.put_container(&record) {
         warn!(container = %container.id, error = %e, "cannot persist the exit");
     }
-    if let Err(e) = container_cgroup::remove(d, &record) {
+    if let Err(e) = container::cgroup::remove(d, &record) {
         warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
     }
     container.exited.send_replace(true);
@@ -45,12 +45,12 @@ pub fn recover_container(d: &Arc<Daemon>, container: &Arc<Container>) -> bool {
         return false;
     }
     let state_dir = container.snapshot().state_dir;
-    if container_monitor::monitor_alive(&state_dir) {
+    if container::monitor::monitor_alive(&state_dir) {
         watch(d.clone(), container.clone());
         return true;
     }
     let exit = match longshore_monitor_client::read_exit_record(&state_dir) {
-        Ok(Some(record)) => container_monitor::exit_info(&record),
+        Ok(Some(record)) => container::monitor::exit_info(&record),
         _ => ExitInfo {
             code: 255,
             finished_at: crate::state::now_nanos(),

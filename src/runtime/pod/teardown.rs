@@ -6,8 +6,8 @@ use longshore_namespaces::PodInit;
 use nix::mount::{MntFlags, umount2};
 use tonic::Status;
 
-use super::{pod_cgroup, pod_network};
 use crate::daemon::Daemon;
+use crate::runtime::pod;
 use crate::state::PodRecord;
 
 /// What `StopPodSandbox` releases: the network and the pod's PID 1. The namespaces stay pinned
@@ -15,7 +15,7 @@ use crate::state::PodRecord;
 /// removed.
 pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
     if record.network_attached {
-        pod_network::detach(d, record).await?;
+        pod::network::detach(d, record).await?;
     }
     stop_init(record).await
 }
@@ -26,7 +26,7 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status
     if record.network_attached || record.netns.is_some() {
         // Again after a stop: a no-op unless a DEL was left undone (an ADD cut short by a
         // crash, an undo that failed), which the CNI cache still knows about.
-        pod_network::detach(d, record).await?;
+        pod::network::detach(d, record).await?;
     }
     stop_init(record).await?;
     if let Some(shm) = &record.shm {
@@ -37,7 +37,7 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status
         .await
         .map_err(|e| Status::internal(format!("unpin task: {e}")))?
         .map_err(|e| Status::internal(format!("releasing pod namespaces: {e}")))?;
-    pod_cgroup::remove(d, record)?;
+    pod::cgroup::remove(d, record)?;
     match std::fs::remove_dir_all(&record.state_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -6,8 +6,8 @@ use longshore_cgroups::{Cgroup, CgroupPath, Hierarchy, Stats};
 use tonic::Status;
 use tracing::debug;
 
-use super::stats_cache::{StatsCache, cache};
-use super::stats_convert::nanos;
+use super::cache::{StatsCache, cache};
+use super::convert::nanos;
 use crate::daemon::Daemon;
 
 /// A cgroup's accounting and its CPU rate.
@@ -87,7 +87,7 @@ mod tests {
     use longshore_cgroups::{Resources, Version};
 
     use super::*;
-    use crate::runtime::stats_convert::{cpu_usage, io_usage, memory_usage};
+    use crate::runtime::stats::convert::{cpu_usage, io_usage, memory_usage};
     use crate::state::now_nanos;
 
     const MIB: u64 = 1 << 20;

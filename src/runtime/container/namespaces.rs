@@ -3,9 +3,9 @@
 
 use tonic::Status;
 
-use super::lookup;
 use crate::api::{ContainerConfig, NamespaceMode};
 use crate::daemon::Daemon;
+use crate::runtime::lookup;
 use crate::state::ContainerState;
 
 /// The host PID whose PID namespace a TARGET container joins, if it asks for one.

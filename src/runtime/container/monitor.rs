@@ -10,8 +10,8 @@ use longshore_monitor_client::{
 use tonic::Status;
 use tracing::{debug, warn};
 
-use super::container_cgroup;
 use crate::daemon::Daemon;
+use crate::runtime::container;
 use crate::state::{Container, ExitInfo, now_nanos};
 
 /// What a started container reports.
@@ -58,7 +58,7 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     mc.stdin = config.stdin;
     mc.stdin_once = config.stdin_once;
     mc.executor = executor(d, &record.runtime_handler)?;
-    mc.memory_events = container_cgroup::memory_events_path(d, &record);
+    mc.memory_events = container::cgroup::memory_events_path(d, &record);
     mc.max_log_line = d.config.containers.max_log_line_size.0 as usize;
     mc.command = d.monitor.clone();
     let started = Monitor::spawn(&mc)
