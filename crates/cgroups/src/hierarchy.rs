@@ -120,6 +120,8 @@ pub struct Hierarchy {
     mode: Mode,
     v1: Vec<V1Hierarchy>,
     unified: Option<UnifiedHierarchy>,
+    /// The v1 `name=systemd` hierarchy (no controllers; runc and systemd make cgroups there).
+    named_systemd: Option<PathBuf>,
 }
 
 impl Hierarchy {
@@ -165,7 +167,15 @@ impl Hierarchy {
             (true, false) => return Err(HierarchyError::NoCgroupMounts),
         };
         tracing::debug!(?mode, v1 = v1.len(), "cgroup hierarchy detected");
-        Ok(Hierarchy { mode, v1, unified })
+        let named_systemd = (mode != Mode::Unified)
+            .then(|| named_systemd_mount(mountinfo))
+            .flatten();
+        Ok(Hierarchy {
+            mode,
+            v1,
+            unified,
+            named_systemd,
+        })
     }
 
     /// The interface resources are driven through: V2 only on a pure v2 host. A hybrid host acts
@@ -176,6 +186,14 @@ impl Hierarchy {
             Mode::Unified => Version::V2,
             Mode::Legacy | Mode::Hybrid => Version::V1,
         }
+    }
+
+    /// The directory of `path` in the v1 `name=systemd` hierarchy, on v1 and hybrid hosts that
+    /// mount one. External runtimes (runc) make a container's cgroup there too, with any
+    /// missing parents; whoever owns those parents removes them.
+    pub fn named_systemd_dir(&self, path: &CgroupPath) -> Option<PathBuf> {
+        let mount = self.named_systemd.as_ref()?;
+        Some(mount.join(path.relative()))
     }
 
     /// How the host mounts its cgroups.
@@ -278,6 +296,18 @@ fn pick_unified(mounts: &[CgroupMount]) -> Option<&CgroupMount> {
         .or_else(|| v2().next())
 }
 
+/// Where the v1 `name=systemd` hierarchy is mounted (mounted at its root), if it is.
+fn named_systemd_mount(mountinfo: &str) -> Option<PathBuf> {
+    longshore_mountinfo::parse(mountinfo)
+        .into_iter()
+        .find(|m| {
+            m.fs_type == "cgroup"
+                && m.root == "/"
+                && m.super_options.split(',').any(|o| o == "name=systemd")
+        })
+        .map(|m| m.mount_point)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +341,11 @@ mod tests {
         assert_eq!(h.v1().len(), 4);
         let unified = h.unified().unwrap();
         assert_eq!(unified.mount.dir, PathBuf::from("/sys/fs/cgroup/unified"));
+        let pod = CgroupPath::new("/longshore/pod-1").unwrap();
+        assert_eq!(
+            h.named_systemd_dir(&pod),
+            Some(PathBuf::from("/sys/fs/cgroup/systemd/longshore/pod-1"))
+        );
     }
 
     #[test]
@@ -323,6 +358,7 @@ mod tests {
         assert_eq!(h.version(), Version::V2);
         assert_eq!(h.controller_version(Controller::Cpu), Some(Version::V2));
         assert_eq!(h.controller_version(Controller::Hugetlb), None);
+        assert_eq!(h.named_systemd_dir(&CgroupPath::new("/a").unwrap()), None);
         assert_eq!(
             h.self_root().unwrap().as_str(),
             "/system.slice/longshore.service"

@@ -88,5 +88,24 @@ pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
             .delete()
             .map_err(|e| Status::internal(format!("removing pod cgroup {}: {e}", path.as_str())))?;
     }
+    remove_named_systemd(d, &path);
     Ok(())
+}
+
+/// runc (the runc handler on a v1/hybrid host) also makes each container's cgroup in the
+/// `name=systemd` hierarchy, with the pod's as its parent; it removes only the container's.
+/// The pod's directory there is ours when the pod cgroup is, so it goes too (empty by now).
+fn remove_named_systemd(d: &Daemon, path: &CgroupPath) {
+    let Some(dir) = d.hierarchy.named_systemd_dir(path) else {
+        return;
+    };
+    for dir in [dir.join(POD_INIT_LEAF), dir] {
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the pod's name=systemd cgroup")
+            }
+        }
+    }
 }
