@@ -26,12 +26,11 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use longshore_monitor_client::MonitorClient;
 use longshore_streaming::{
-    ExitStatus, PortStream, StreamBackend, StreamIo, StreamingConfig, StreamingError,
-    StreamingServer, TlsConfig,
+    ExitStatus, PortStream, StreamBackend, StreamIo, StreamingConfig, StreamingServer, TlsConfig,
 };
-use tonic::Status;
 
 use crate::daemon::Daemon;
+use crate::server::RpcError;
 use crate::state::{Container, ContainerState, PodState};
 
 /// Where the server listens when `[streaming] address` is empty: loopback, any free port.
@@ -74,19 +73,10 @@ pub fn server_config(c: &longshore_config::StreamingConfig) -> anyhow::Result<St
 }
 
 /// The server, or `Unavailable` before it is up.
-pub(crate) fn server(d: &Daemon) -> Result<&StreamingServer, Status> {
+pub(crate) fn server(d: &Daemon) -> Result<&StreamingServer, RpcError> {
     d.streaming
         .get()
-        .ok_or_else(|| Status::unavailable("the streaming server is not running"))
-}
-
-/// A minted URL, or the CRI status for why not.
-pub(crate) fn url_status(e: StreamingError) -> Status {
-    match e {
-        StreamingError::InvalidRequest(_) => Status::invalid_argument(e.to_string()),
-        StreamingError::TooManyRequests(_) => Status::resource_exhausted(e.to_string()),
-        other => Status::internal(other.to_string()),
-    }
+        .ok_or_else(|| RpcError::unavailable("the streaming server is not running"))
 }
 
 /// [`StreamBackend`] on the daemon's containers and pods.

@@ -1,22 +1,8 @@
-//! Image store errors and images in CRI's terms.
+//! Images in CRI's terms.
 
-use longshore_image::{ErrorKind, Image};
-use tonic::Status;
+use longshore_image::Image;
 
 use crate::api::{self, ImageSpec, Int64Value};
-
-/// A gRPC status for an image store error, keeping its message.
-pub fn status_from(e: longshore_image::Error) -> Status {
-    let message = e.to_string();
-    match e.kind() {
-        ErrorKind::NotFound => Status::not_found(message),
-        ErrorKind::Unauthorized => Status::permission_denied(message),
-        ErrorKind::InvalidReference => Status::invalid_argument(message),
-        ErrorKind::Hostile => Status::failed_precondition(message),
-        ErrorKind::Network => Status::unavailable(message),
-        ErrorKind::Internal => Status::internal(message),
-    }
-}
 
 /// The CRI `Image` message.
 pub(crate) fn cri_image(image: &Image) -> api::Image {

@@ -1,8 +1,7 @@
 //! `ImageFsInfo`: bytes and inodes used by image content and layer snapshots.
 
-use tonic::Status;
+use crate::server::{RpcError, blocking};
 
-use super::convert::status_from;
 use crate::api::{
     FilesystemIdentifier, FilesystemUsage, ImageFsInfoRequest, ImageFsInfoResponse, UInt64Value,
 };
@@ -12,12 +11,9 @@ use crate::state::now_nanos;
 pub(super) async fn image_fs_info(
     d: &Daemon,
     _req: ImageFsInfoRequest,
-) -> Result<ImageFsInfoResponse, Status> {
+) -> Result<ImageFsInfoResponse, RpcError> {
     let images = d.images.clone();
-    let usage = tokio::task::spawn_blocking(move || images.fs_info())
-        .await
-        .map_err(|e| Status::internal(format!("image fs task: {e}")))?
-        .map_err(status_from)?;
+    let usage = blocking("ImageFsInfo", move || images.fs_info()).await??;
     Ok(ImageFsInfoResponse {
         image_filesystems: vec![FilesystemUsage {
             timestamp: now_nanos(),

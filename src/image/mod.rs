@@ -17,8 +17,6 @@ use crate::daemon::Daemon;
 use crate::server::RpcStream;
 use crate::server::rpc;
 
-pub use convert::status_from;
-
 /// The ImageService as tonic serves it.
 pub struct ImageApi {
     daemon: Arc<Daemon>,

@@ -2,21 +2,21 @@
 
 use std::collections::HashMap;
 
-use tonic::Status;
+use crate::server::RpcError;
 
-use super::convert::{cri_image, status_from};
+use super::convert::cri_image;
 use crate::api::{ImageStatusRequest, ImageStatusResponse};
 use crate::daemon::Daemon;
 
 pub(super) async fn image_status(
     d: &Daemon,
     req: ImageStatusRequest,
-) -> Result<ImageStatusResponse, Status> {
+) -> Result<ImageStatusResponse, RpcError> {
     let name = req.image.map(|i| i.image).unwrap_or_default();
     if name.is_empty() {
-        return Err(Status::invalid_argument("image.image is required"));
+        return Err(RpcError::invalid_argument("image.image is required"));
     }
-    let Some(image) = d.images.resolve(&name).map_err(status_from)? else {
+    let Some(image) = d.images.resolve(&name)? else {
         return Ok(ImageStatusResponse {
             image: None,
             info: HashMap::new(),

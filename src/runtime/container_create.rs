@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use prost::Message;
-use tonic::Status;
 use tracing::info;
 
 use super::{container_events, lookup, validate};
@@ -17,15 +18,15 @@ use longshore_spec::{self as spec, PodContext, SpecInput};
 pub(super) async fn create_container(
     d: &Arc<Daemon>,
     req: CreateContainerRequest,
-) -> Result<CreateContainerResponse, Status> {
+) -> Result<CreateContainerResponse, RpcError> {
     let config = req
         .config
-        .ok_or_else(|| Status::invalid_argument("config is required"))?;
+        .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::container_config(&config)?;
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     let _pod_guard = pod.lifecycle.lock().await;
     if pod.state() != PodState::Ready {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "pod sandbox {} is not ready; containers can only be created in a ready pod",
             pod.id
         )));
@@ -33,7 +34,7 @@ pub(super) async fn create_container(
     let id = new_id();
     let full_name = Container::full_name(&config, &pod.config);
     d.names.reserve(&full_name, &id).map_err(|holder| {
-        Status::already_exists(format!(
+        RpcError::already_exists(format!(
             "container name {full_name:?} is reserved for {holder}"
         ))
     })?;
@@ -54,19 +55,15 @@ async fn make_container(
     pod: &Arc<Pod>,
     id: &str,
     config: crate::api::ContainerConfig,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     let image_name = config
         .image
         .as_ref()
         .map(|i| i.image.clone())
         .unwrap_or_default();
-    let image = d
-        .images
-        .resolve(&image_name)
-        .map_err(crate::image::status_from)?
-        .ok_or_else(|| {
-            Status::not_found(format!("image {image_name:?} not found; pull it first"))
-        })?;
+    let image = d.images.resolve(&image_name)?.ok_or_else(|| {
+        RpcError::not_found(format!("image {image_name:?} not found; pull it first"))
+    })?;
     let pod_record = pod.snapshot();
     let state_dir = d.config.state.join("containers").join(id);
     let rootfs = state_dir.join("rootfs");
@@ -92,11 +89,8 @@ async fn make_container(
         super::container_remove::release_storage(d, &record).await;
         return Err(status);
     }
-    d.store
-        .put_container(&record)
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let container =
-        Arc::new(Container::from_record(record).map_err(|e| Status::internal(e.to_string()))?);
+    d.store.put_container(&record).map_err(RpcError::from)?;
+    let container = Arc::new(Container::from_record(record).map_err(RpcError::from)?);
     d.containers
         .write()
         .unwrap_or_else(|p| p.into_inner())
@@ -113,18 +107,17 @@ async fn prepare(
     image: &longshore_image::Image,
     record: &mut ContainerRecord,
     rootfs: &Path,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     std::fs::create_dir_all(record.state_dir.join("bundle"))
-        .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
+        .with_context(|| format!("creating {}", record.state_dir.display()))?;
     let layers = d
         .snapshots
         .prepare(&record.id, &image.chain_ids)
-        .map_err(|e| Status::internal(format!("preparing the writable layer: {e}")))?;
-    std::fs::create_dir_all(rootfs)
-        .map_err(|e| Status::internal(format!("creating {}: {e}", rootfs.display())))?;
+        .context("preparing the writable layer")?;
+    std::fs::create_dir_all(rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
     d.snapshots
         .mount(&layers, rootfs)
-        .map_err(|e| Status::internal(format!("mounting the container's root: {e}")))?;
+        .context("mounting the container's root")?;
 
     let pod_record = pod.snapshot();
     let target_pid = super::container::namespaces::target_pid(d, config)?;
@@ -168,15 +161,15 @@ async fn prepare(
         .map(|g| *g as i64)
         .collect();
     let json = serde_json::to_vec_pretty(&built.spec)
-        .map_err(|e| Status::internal(format!("encoding the OCI spec: {e}")))?;
+        .map_err(|e| RpcError::internal(format!("encoding the OCI spec: {e}")))?;
     let bundle_config = record.state_dir.join("bundle").join("config.json");
     std::fs::write(&bundle_config, json)
-        .map_err(|e| Status::internal(format!("writing {}: {e}", bundle_config.display())))?;
+        .with_context(|| format!("writing {}", bundle_config.display()))?;
     record.stop_signal = built.stop_signal;
     if !record.log_path.as_os_str().is_empty() {
         if let Some(dir) = record.log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
-                Status::internal(format!("creating log folder {}: {e}", dir.display()))
+                RpcError::internal(format!("creating log folder {}: {e}", dir.display()))
             })?;
         }
     }

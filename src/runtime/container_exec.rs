@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use super::lookup;
 use crate::api::{ExecRequest, ExecResponse};
@@ -11,31 +11,29 @@ use crate::daemon::Daemon;
 use crate::state::{Container, ContainerState};
 use crate::streaming_backend;
 
-pub(super) async fn exec(d: &Arc<Daemon>, req: ExecRequest) -> Result<ExecResponse, Status> {
+pub(super) async fn exec(d: &Arc<Daemon>, req: ExecRequest) -> Result<ExecResponse, RpcError> {
     let container = running(d, &req.container_id)?;
     if req.cmd.is_empty() {
-        return Err(Status::invalid_argument("cmd is required"));
+        return Err(RpcError::invalid_argument("cmd is required"));
     }
     validate_streams(req.tty, req.stdin, req.stdout, req.stderr)?;
-    let url = streaming_backend::server(d)?
-        .exec_url(longshore_streaming::ExecRequest {
-            container_id: container.id.clone(),
-            cmd: req.cmd,
-            tty: req.tty,
-            stdin: req.stdin,
-            stdout: req.stdout,
-            stderr: req.stderr,
-        })
-        .map_err(streaming_backend::url_status)?;
+    let url = streaming_backend::server(d)?.exec_url(longshore_streaming::ExecRequest {
+        container_id: container.id.clone(),
+        cmd: req.cmd,
+        tty: req.tty,
+        stdin: req.stdin,
+        stdout: req.stdout,
+        stderr: req.stderr,
+    })?;
     Ok(ExecResponse { url })
 }
 
 /// The container, which must be running: exec and attach need its process.
-pub(super) fn running(d: &Daemon, id: &str) -> Result<Arc<Container>, Status> {
+pub(super) fn running(d: &Daemon, id: &str) -> Result<Arc<Container>, RpcError> {
     let container = lookup::container(d, id)?;
     let state = container.state();
     if state != ContainerState::Running {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "container {} is {state:?}; only a running container can be exec'd into or attached to",
             container.id
         )));
@@ -49,14 +47,14 @@ pub(super) fn validate_streams(
     stdin: bool,
     stdout: bool,
     stderr: bool,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     if tty && stderr {
-        return Err(Status::invalid_argument(
+        return Err(RpcError::invalid_argument(
             "tty and stderr cannot both be true",
         ));
     }
     if !stdin && !stdout && !stderr {
-        return Err(Status::invalid_argument(
+        return Err(RpcError::invalid_argument(
             "one of stdin, stdout, or stderr must be set",
         ));
     }

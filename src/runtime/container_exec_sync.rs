@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use longshore_monitor_client::{ExecSpec, MonitorClient};
 use tokio::io::AsyncWrite;
-use tonic::Status;
 use tracing::debug;
 
 use super::container_exec::running;
@@ -32,13 +33,13 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 pub(super) async fn exec_sync(
     d: &Arc<Daemon>,
     req: ExecSyncRequest,
-) -> Result<ExecSyncResponse, Status> {
+) -> Result<ExecSyncResponse, RpcError> {
     let container = running(d, &req.container_id)?;
     if req.cmd.is_empty() {
-        return Err(Status::invalid_argument("cmd is required"));
+        return Err(RpcError::invalid_argument("cmd is required"));
     }
     if req.timeout < 0 {
-        return Err(Status::invalid_argument(format!(
+        return Err(RpcError::invalid_argument(format!(
             "timeout {} is negative",
             req.timeout
         )));
@@ -46,7 +47,7 @@ pub(super) async fn exec_sync(
     let timeout = (req.timeout > 0).then(|| Duration::from_secs(req.timeout as u64));
     let client = MonitorClient::connect(&container.snapshot().state_dir)
         .await
-        .map_err(|e| Status::unavailable(format!("container {} monitor: {e}", container.id)))?;
+        .with_context(|| format!("container {} monitor", container.id))?;
     let spec = ExecSpec {
         args: req.cmd.clone(),
         timeout,
@@ -55,7 +56,7 @@ pub(super) async fn exec_sync(
     let session = client
         .exec(&spec)
         .await
-        .map_err(|e| Status::unknown(format!("exec in container {}: {e}", container.id)))?;
+        .with_context(|| format!("exec in container {}", container.id))?;
     let io = ExecIo {
         stdin: None,
         stdout: CappedBuffer::default(),
@@ -64,9 +65,9 @@ pub(super) async fn exec_sync(
     };
     let done = exec::run(session, false, io, Some(DRAIN_AFTER_EXIT))
         .await
-        .map_err(|e| Status::unknown(format!("exec in container {}: {e}", container.id)))?;
+        .with_context(|| format!("exec in container {}", container.id))?;
     if done.exit.timed_out {
-        return Err(Status::deadline_exceeded(format!(
+        return Err(RpcError::deadline_exceeded(format!(
             "command {:?} timed out after {}s",
             req.cmd, req.timeout
         )));

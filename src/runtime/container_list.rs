@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use super::{RpcStream, container_status};
 use crate::api::{
@@ -17,7 +17,7 @@ const STREAM_CHUNK: usize = 512;
 pub(super) async fn list_containers(
     d: &Arc<Daemon>,
     req: ListContainersRequest,
-) -> Result<ListContainersResponse, Status> {
+) -> Result<ListContainersResponse, RpcError> {
     Ok(ListContainersResponse {
         containers: matching(d, req.filter.as_ref()),
     })
@@ -26,9 +26,9 @@ pub(super) async fn list_containers(
 pub(super) async fn stream_containers(
     d: &Arc<Daemon>,
     req: StreamContainersRequest,
-) -> Result<RpcStream<StreamContainersResponse>, Status> {
+) -> Result<RpcStream<StreamContainersResponse>, RpcError> {
     let items = matching(d, req.filter.as_ref());
-    let chunks: Vec<Result<StreamContainersResponse, Status>> = items
+    let chunks: Vec<Result<StreamContainersResponse, tonic::Status>> = items
         .chunks(STREAM_CHUNK)
         .map(|c| {
             Ok(StreamContainersResponse {

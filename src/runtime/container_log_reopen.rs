@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 
 use super::{container, lookup};
 use crate::api::{ReopenContainerLogRequest, ReopenContainerLogResponse};
@@ -12,10 +13,10 @@ use crate::state::ContainerState;
 pub(super) async fn reopen_container_log(
     d: &Arc<Daemon>,
     req: ReopenContainerLogRequest,
-) -> Result<ReopenContainerLogResponse, Status> {
+) -> Result<ReopenContainerLogResponse, RpcError> {
     let container = lookup::container(d, &req.container_id)?;
     if container.state() != ContainerState::Running {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "container {} is not running; only a running container's log can be reopened",
             container.id
         )));
@@ -24,6 +25,6 @@ pub(super) async fn reopen_container_log(
     client
         .reopen_log()
         .await
-        .map_err(|e| Status::internal(format!("reopening the log of {}: {e}", container.id)))?;
+        .with_context(|| format!("reopening the log of {}", container.id))?;
     Ok(ReopenContainerLogResponse {})
 }

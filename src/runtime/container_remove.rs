@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::{info, warn};
 
 use super::{container, container_events, container_stop, lookup, pod};
@@ -14,7 +14,7 @@ use crate::state::{Container, ContainerRecord};
 pub(super) async fn remove_container(
     d: &Arc<Daemon>,
     req: RemoveContainerRequest,
-) -> Result<RemoveContainerResponse, Status> {
+) -> Result<RemoveContainerResponse, RpcError> {
     let Some(container) = lookup::container_if_exists(d, &req.container_id)? else {
         return Ok(RemoveContainerResponse {});
     };
@@ -23,7 +23,7 @@ pub(super) async fn remove_container(
 }
 
 /// Removes a container; shared with RemovePodSandbox.
-pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status> {
+pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcError> {
     container_stop::stop(d, container, 0).await?;
     let _guard = container.lifecycle.lock().await;
     if d.container(&container.id).is_none() {
@@ -36,7 +36,7 @@ pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Resul
     }
     d.store
         .delete_container(&container.id)
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(RpcError::from)?;
     d.containers
         .write()
         .unwrap_or_else(|p| p.into_inner())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::{info, warn};
 
 use super::{container, container_events, lookup};
@@ -14,19 +14,19 @@ use crate::state::{Container, ContainerState, ExitInfo, PodState, now_nanos};
 pub(super) async fn start_container(
     d: &Arc<Daemon>,
     req: StartContainerRequest,
-) -> Result<StartContainerResponse, Status> {
+) -> Result<StartContainerResponse, RpcError> {
     let container = lookup::container(d, &req.container_id)?;
     let _guard = container.lifecycle.lock().await;
     let state = container.state();
     if state != ContainerState::Created {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "container {} is {state:?}, only a created container can be started",
             container.id
         )));
     }
     let pod = lookup::pod(d, &container.pod_id)?;
     if pod.state() != PodState::Ready {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "pod sandbox {} is not ready",
             pod.id
         )));
@@ -40,7 +40,7 @@ pub(super) async fn start_container(
     }
 }
 
-async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status> {
+async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcError> {
     let record = container.snapshot();
     let resources = super::container_status::current_resources(container);
     container::cgroup::create(d, &record, resources.as_ref())?;
@@ -57,9 +57,7 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status
         r.pid = started.pid;
         r.started_at = started.started_at;
     });
-    d.store
-        .put_container(&record)
-        .map_err(|e| Status::internal(e.to_string()))?;
+    d.store.put_container(&record).map_err(RpcError::from)?;
     info!(container = %container.id, pid = started.pid, "container started");
     container_events::emit(d, container, ContainerEventType::ContainerStartedEvent);
     container::exit::watch(d.clone(), container.clone());
@@ -67,7 +65,7 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), Status
 }
 
 /// A container that failed to start is exited with reason StartError, as containerd reports it.
-fn record_start_failure(d: &Daemon, container: &Container, status: &Status) {
+fn record_start_failure(d: &Daemon, container: &Container, status: &RpcError) {
     let record = container.update(|r| {
         r.state = ContainerState::Exited;
         r.exit = Some(ExitInfo {

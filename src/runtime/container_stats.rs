@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::warn;
 
 use super::stats;
@@ -27,7 +27,7 @@ const STREAM_CHUNK: usize = 512;
 pub(super) async fn container_stats(
     d: &Arc<Daemon>,
     req: ContainerStatsRequest,
-) -> Result<ContainerStatsResponse, Status> {
+) -> Result<ContainerStatsResponse, RpcError> {
     let container = lookup::container(d, &req.container_id)?;
     let d = d.clone();
     let stats = blocking(move || {
@@ -35,14 +35,14 @@ pub(super) async fn container_stats(
         Ok::<_, String>(stats_of(&d, &container, sample.as_ref()))
     })
     .await?
-    .map_err(Status::internal)?;
+    .map_err(RpcError::internal)?;
     Ok(ContainerStatsResponse { stats: Some(stats) })
 }
 
 pub(super) async fn list_container_stats(
     d: &Arc<Daemon>,
     req: ListContainerStatsRequest,
-) -> Result<ListContainerStatsResponse, Status> {
+) -> Result<ListContainerStatsResponse, RpcError> {
     let d = d.clone();
     let stats = blocking(move || {
         stats::sample::forget_the_gone(&d);
@@ -55,14 +55,14 @@ pub(super) async fn list_container_stats(
 pub(super) async fn stream_container_stats(
     d: &Arc<Daemon>,
     req: StreamContainerStatsRequest,
-) -> Result<RpcStream<StreamContainerStatsResponse>, Status> {
+) -> Result<RpcStream<StreamContainerStatsResponse>, RpcError> {
     let d = d.clone();
     let stats = blocking(move || {
         stats::sample::forget_the_gone(&d);
         running_stats(&d, req.filter.as_ref())
     })
     .await?;
-    let chunks: Vec<Result<StreamContainerStatsResponse, Status>> = stats
+    let chunks: Vec<Result<StreamContainerStatsResponse, tonic::Status>> = stats
         .chunks(STREAM_CHUNK)
         .map(|c| {
             Ok(StreamContainerStatsResponse {

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::Message;
-use tonic::Status;
+
+use crate::server::RpcError;
 
 use super::lookup;
 use crate::api::{
@@ -17,7 +18,7 @@ use crate::state::{Container, ContainerState};
 pub(super) async fn container_status(
     d: &Arc<Daemon>,
     req: ContainerStatusRequest,
-) -> Result<ContainerStatusResponse, Status> {
+) -> Result<ContainerStatusResponse, RpcError> {
     let container = lookup::container(d, &req.container_id)?;
     let info = if req.verbose {
         verbose_info(&container)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::{info, warn};
 
 use super::{container, lookup};
@@ -18,7 +18,7 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 pub(super) async fn stop_container(
     d: &Arc<Daemon>,
     req: StopContainerRequest,
-) -> Result<StopContainerResponse, Status> {
+) -> Result<StopContainerResponse, RpcError> {
     let Some(container) = lookup::container_if_exists(d, &req.container_id)? else {
         return Ok(StopContainerResponse {});
     };
@@ -31,7 +31,7 @@ pub(crate) async fn stop(
     d: &Arc<Daemon>,
     container: &Arc<Container>,
     timeout_secs: i64,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     let _guard = container.lifecycle.lock().await;
     if container.state() != ContainerState::Running {
         return Ok(());
@@ -59,7 +59,7 @@ pub(crate) async fn stop(
             info!(container = %container.id, "container killed");
             Ok(())
         }
-        Err(_) => Err(Status::deadline_exceeded(format!(
+        Err(_) => Err(RpcError::deadline_exceeded(format!(
             "container {} did not exit {}s after SIGKILL",
             container.id,
             KILL_WAIT.as_secs()

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::server::{RpcError, blocking};
 use prost::Message;
-use tonic::Status;
 use tracing::info;
 
 use super::{container, lookup};
@@ -14,7 +14,7 @@ use crate::state::ContainerState;
 pub(super) async fn update_container_resources(
     d: &Arc<Daemon>,
     req: UpdateContainerResourcesRequest,
-) -> Result<UpdateContainerResourcesResponse, Status> {
+) -> Result<UpdateContainerResourcesResponse, RpcError> {
     let container = lookup::container(d, &req.container_id)?;
     let Some(resources) = req.linux else {
         return Ok(UpdateContainerResourcesResponse {});
@@ -22,7 +22,7 @@ pub(super) async fn update_container_resources(
     let _guard = container.lifecycle.lock().await;
     let state = container.state();
     if state == ContainerState::Exited || state == ContainerState::Unknown {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "container {} is {state:?}; only created or running containers can be updated",
             container.id
         )));
@@ -31,14 +31,13 @@ pub(super) async fn update_container_resources(
     if state == ContainerState::Running {
         let d2 = d.clone();
         let r2 = resources.clone();
-        tokio::task::spawn_blocking(move || container::cgroup::update(&d2, &record, &r2))
-            .await
-            .map_err(|e| Status::internal(format!("cgroup task: {e}")))??;
+        blocking("updating the cgroup", move || {
+            container::cgroup::update(&d2, &record, &r2)
+        })
+        .await??;
     }
     let record = container.update(|r| r.resources = resources.encode_to_vec());
-    d.store
-        .put_container(&record)
-        .map_err(|e| Status::internal(e.to_string()))?;
+    d.store.put_container(&record).map_err(RpcError::from)?;
     info!(container = %container.id, "resources updated");
     Ok(UpdateContainerResourcesResponse {})
 }

@@ -12,6 +12,8 @@ use std::sync::{Arc, LazyLock};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 use tonic::Status;
+
+use crate::server::RpcError;
 use tracing::{debug, warn};
 
 use super::RpcStream;
@@ -29,7 +31,7 @@ pub fn end_event_streams() {
 pub(super) async fn get_container_events(
     d: &Arc<Daemon>,
     _req: GetEventsRequest,
-) -> Result<RpcStream<ContainerEventResponse>, Status> {
+) -> Result<RpcStream<ContainerEventResponse>, RpcError> {
     debug!("container events subscriber joined");
     Ok(event_stream(d.events.subscribe(), SHUTDOWN.subscribe()))
 }

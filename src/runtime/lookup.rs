@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use crate::daemon::Daemon;
 use crate::state::{Container, Pod};
 
 /// The pod with this id or unique id prefix.
-pub(crate) fn pod(d: &Daemon, id: &str) -> Result<Arc<Pod>, Status> {
+pub(crate) fn pod(d: &Daemon, id: &str) -> Result<Arc<Pod>, RpcError> {
     if id.is_empty() {
-        return Err(Status::invalid_argument("pod_sandbox_id is required"));
+        return Err(RpcError::invalid_argument("pod_sandbox_id is required"));
     }
     if let Some(pod) = d.pod(id) {
         return Ok(pod);
@@ -23,26 +23,26 @@ pub(crate) fn pod(d: &Daemon, id: &str) -> Result<Arc<Pod>, Status> {
         .collect();
     match matches.len() {
         1 => Ok(matches[0].clone()),
-        0 => Err(Status::not_found(format!("pod sandbox {id:?} not found"))),
-        n => Err(Status::invalid_argument(format!(
+        0 => Err(RpcError::not_found(format!("pod sandbox {id:?} not found"))),
+        n => Err(RpcError::invalid_argument(format!(
             "pod sandbox id prefix {id:?} matches {n} pods"
         ))),
     }
 }
 
 /// The pod, or `None` when it does not exist (for idempotent stop/remove).
-pub(crate) fn pod_if_exists(d: &Daemon, id: &str) -> Result<Option<Arc<Pod>>, Status> {
+pub(crate) fn pod_if_exists(d: &Daemon, id: &str) -> Result<Option<Arc<Pod>>, RpcError> {
     match pod(d, id) {
         Ok(p) => Ok(Some(p)),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) if s.kind() == longshore_error::Kind::NotFound => Ok(None),
         Err(s) => Err(s),
     }
 }
 
 /// The container with this id or unique id prefix.
-pub(crate) fn container(d: &Daemon, id: &str) -> Result<Arc<Container>, Status> {
+pub(crate) fn container(d: &Daemon, id: &str) -> Result<Arc<Container>, RpcError> {
     if id.is_empty() {
-        return Err(Status::invalid_argument("container_id is required"));
+        return Err(RpcError::invalid_argument("container_id is required"));
     }
     if let Some(c) = d.container(id) {
         return Ok(c);
@@ -54,18 +54,21 @@ pub(crate) fn container(d: &Daemon, id: &str) -> Result<Arc<Container>, Status> 
         .collect();
     match matches.len() {
         1 => Ok(matches[0].clone()),
-        0 => Err(Status::not_found(format!("container {id:?} not found"))),
-        n => Err(Status::invalid_argument(format!(
+        0 => Err(RpcError::not_found(format!("container {id:?} not found"))),
+        n => Err(RpcError::invalid_argument(format!(
             "container id prefix {id:?} matches {n} containers"
         ))),
     }
 }
 
 /// The container, or `None` when it does not exist (for idempotent stop/remove).
-pub(crate) fn container_if_exists(d: &Daemon, id: &str) -> Result<Option<Arc<Container>>, Status> {
+pub(crate) fn container_if_exists(
+    d: &Daemon,
+    id: &str,
+) -> Result<Option<Arc<Container>>, RpcError> {
     match container(d, id) {
         Ok(c) => Ok(Some(c)),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) if s.kind() == longshore_error::Kind::NotFound => Ok(None),
         Err(s) => Err(s),
     }
 }

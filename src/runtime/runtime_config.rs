@@ -1,7 +1,7 @@
 //! `RuntimeConfig` (the cgroup driver kubelet must match) and `UpdateRuntimeConfig` (the pod CIDR,
 //! which CNI plugins get from their own configuration, so there is nothing to keep).
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use crate::api::{
     CgroupDriver, LinuxRuntimeConfiguration, RuntimeConfigRequest, RuntimeConfigResponse,
@@ -12,7 +12,7 @@ use crate::daemon::Daemon;
 pub(super) async fn runtime_config(
     d: &Daemon,
     _req: RuntimeConfigRequest,
-) -> Result<RuntimeConfigResponse, Status> {
+) -> Result<RuntimeConfigResponse, RpcError> {
     let driver = match d.config.cgroups.driver {
         longshore_config::CgroupDriver::Cgroupfs => CgroupDriver::Cgroupfs,
         longshore_config::CgroupDriver::Systemd => CgroupDriver::Systemd,
@@ -27,7 +27,7 @@ pub(super) async fn runtime_config(
 pub(super) async fn update_runtime_config(
     _d: &Daemon,
     req: UpdateRuntimeConfigRequest,
-) -> Result<UpdateRuntimeConfigResponse, Status> {
+) -> Result<UpdateRuntimeConfigResponse, RpcError> {
     let cidr = req
         .runtime_config
         .and_then(|c| c.network_config)

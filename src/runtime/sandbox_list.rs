@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use super::{RpcStream, sandbox_status};
 use crate::api::{
@@ -18,7 +18,7 @@ const STREAM_CHUNK: usize = 512;
 pub(super) async fn list_pod_sandbox(
     d: &Arc<Daemon>,
     req: ListPodSandboxRequest,
-) -> Result<ListPodSandboxResponse, Status> {
+) -> Result<ListPodSandboxResponse, RpcError> {
     Ok(ListPodSandboxResponse {
         items: matching(d, req.filter.as_ref()),
     })
@@ -27,9 +27,9 @@ pub(super) async fn list_pod_sandbox(
 pub(super) async fn stream_pod_sandboxes(
     d: &Arc<Daemon>,
     req: StreamPodSandboxesRequest,
-) -> Result<RpcStream<StreamPodSandboxesResponse>, Status> {
+) -> Result<RpcStream<StreamPodSandboxesResponse>, RpcError> {
     let items = matching(d, req.filter.as_ref());
-    let chunks: Vec<Result<StreamPodSandboxesResponse, Status>> = items
+    let chunks: Vec<Result<StreamPodSandboxesResponse, tonic::Status>> = items
         .chunks(STREAM_CHUNK)
         .map(|c| {
             Ok(StreamPodSandboxesResponse {

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use crate::server::RpcError;
 use longshore_cgroups::{Psi, Stats};
 use prost::Message;
-use tonic::Status;
 use tracing::warn;
 
 use super::metric_descriptors::{self as m, Desc, descriptors, labels};
@@ -35,7 +35,7 @@ const MICROS_PER_SEC: u64 = 1_000_000;
 pub(super) async fn list_metric_descriptors(
     _d: &Arc<Daemon>,
     _req: ListMetricDescriptorsRequest,
-) -> Result<ListMetricDescriptorsResponse, Status> {
+) -> Result<ListMetricDescriptorsResponse, RpcError> {
     Ok(ListMetricDescriptorsResponse {
         descriptors: descriptors(),
     })
@@ -44,7 +44,7 @@ pub(super) async fn list_metric_descriptors(
 pub(super) async fn list_pod_sandbox_metrics(
     d: &Arc<Daemon>,
     _req: ListPodSandboxMetricsRequest,
-) -> Result<ListPodSandboxMetricsResponse, Status> {
+) -> Result<ListPodSandboxMetricsResponse, RpcError> {
     let d = d.clone();
     let pod_metrics = blocking(move || all_pod_metrics(&d)).await?;
     Ok(ListPodSandboxMetricsResponse { pod_metrics })
@@ -53,10 +53,10 @@ pub(super) async fn list_pod_sandbox_metrics(
 pub(super) async fn stream_pod_sandbox_metrics(
     d: &Arc<Daemon>,
     _req: StreamPodSandboxMetricsRequest,
-) -> Result<RpcStream<StreamPodSandboxMetricsResponse>, Status> {
+) -> Result<RpcStream<StreamPodSandboxMetricsResponse>, RpcError> {
     let d = d.clone();
     let metrics = blocking(move || all_pod_metrics(&d)).await?;
-    let chunks: Vec<Result<StreamPodSandboxMetricsResponse, Status>> = metrics
+    let chunks: Vec<Result<StreamPodSandboxMetricsResponse, tonic::Status>> = metrics
         .chunks(STREAM_CHUNK)
         .map(|c| {
             Ok(StreamPodSandboxMetricsResponse {

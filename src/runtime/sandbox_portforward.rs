@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use super::lookup;
 use crate::api::{PortForwardRequest, PortForwardResponse};
@@ -15,34 +15,34 @@ use crate::streaming_backend;
 pub(super) async fn port_forward(
     d: &Arc<Daemon>,
     req: PortForwardRequest,
-) -> Result<PortForwardResponse, Status> {
+) -> Result<PortForwardResponse, RpcError> {
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     let record = pod.snapshot();
     if record.state != PodState::Ready {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "pod sandbox {} is not ready",
             pod.id
         )));
     }
     let ports = ports(&req.port)?;
-    let url = streaming_backend::server(d)?
-        .port_forward_url(longshore_streaming::PortForwardRequest {
+    let url = streaming_backend::server(d)?.port_forward_url(
+        longshore_streaming::PortForwardRequest {
             pod_sandbox_id: pod.id.clone(),
             ports,
-        })
-        .map_err(streaming_backend::url_status)?;
+        },
+    )?;
     Ok(PortForwardResponse { url })
 }
 
 /// The request's ports, each 1..=65535.
-fn ports(requested: &[i32]) -> Result<Vec<u16>, Status> {
+fn ports(requested: &[i32]) -> Result<Vec<u16>, RpcError> {
     requested
         .iter()
         .map(|&p| {
             u16::try_from(p)
                 .ok()
                 .filter(|&p| p != 0)
-                .ok_or_else(|| Status::invalid_argument(format!("port {p} is not in 1..65535")))
+                .ok_or_else(|| RpcError::invalid_argument(format!("port {p} is not in 1..65535")))
         })
         .collect()
 }

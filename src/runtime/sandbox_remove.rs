@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::info;
 
 use super::{container_remove, lookup, pod, sandbox_stop};
@@ -14,7 +14,7 @@ use crate::state::Pod;
 pub(super) async fn remove_pod_sandbox(
     d: &Arc<Daemon>,
     req: RemovePodSandboxRequest,
-) -> Result<RemovePodSandboxResponse, Status> {
+) -> Result<RemovePodSandboxResponse, RpcError> {
     let Some(pod) = lookup::pod_if_exists(d, &req.pod_sandbox_id)? else {
         return Ok(RemovePodSandboxResponse {});
     };
@@ -25,9 +25,7 @@ pub(super) async fn remove_pod_sandbox(
     }
     let record = pod.snapshot();
     pod::teardown::release(d, &record).await?;
-    d.store
-        .delete_pod(&pod.id)
-        .map_err(|e| Status::internal(e.to_string()))?;
+    d.store.delete_pod(&pod.id).map_err(RpcError::from)?;
     d.pods
         .write()
         .unwrap_or_else(|p| p.into_inner())

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::server::status::RpcContext;
+use crate::server::{RpcError, blocking};
 use longshore_namespaces::{PinRequest, PodInit};
 use prost::Message;
-use tonic::Status;
 use tracing::{Instrument, Span, info, warn};
 
 use super::{pod, validate};
@@ -18,16 +19,16 @@ use crate::state::{Pod, PodRecord, PodState, new_id, now_nanos};
 pub(super) async fn run_pod_sandbox(
     d: &Arc<Daemon>,
     req: RunPodSandboxRequest,
-) -> Result<RunPodSandboxResponse, Status> {
+) -> Result<RunPodSandboxResponse, RpcError> {
     let config = req
         .config
-        .ok_or_else(|| Status::invalid_argument("config is required"))?;
+        .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::pod_config(&config)?;
     validate::runtime_handler(d, &req.runtime_handler)?;
     let id = new_id();
     let full_name = Pod::full_name(&config);
     d.names.reserve(&full_name, &id).map_err(|holder| {
-        Status::already_exists(format!(
+        RpcError::already_exists(format!(
             "pod sandbox name {full_name:?} is reserved for {holder}"
         ))
     })?;
@@ -38,7 +39,7 @@ pub(super) async fn run_pod_sandbox(
     );
     let made = task
         .await
-        .map_err(|e| Status::internal(format!("pod sandbox task: {e}")))?;
+        .map_err(|e| RpcError::internal(format!("pod sandbox task: {e}")))?;
     match made {
         Ok(()) => {
             info!(pod = %id, name = %full_name, "pod sandbox ready");
@@ -82,7 +83,7 @@ async fn make_pod(
     id: String,
     config: PodSandboxConfig,
     runtime_handler: String,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     let state_dir = d.config.state.join("pods").join(&id);
     let mut record = PodRecord {
         id: id.clone(),
@@ -96,10 +97,8 @@ async fn make_pod(
     let built = build_pod(&d, &config, &mut record).await.and_then(|()| {
         let mut ready = record.clone();
         ready.state = PodState::Ready;
-        d.store
-            .put_pod(&ready)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Pod::from_record(ready).map_err(|e| Status::internal(e.to_string()))
+        d.store.put_pod(&ready).map_err(RpcError::from)?;
+        Pod::from_record(ready).map_err(RpcError::from)
     });
     match built {
         Ok(pod) => {
@@ -151,14 +150,14 @@ async fn build_pod(
     d: &Arc<Daemon>,
     config: &PodSandboxConfig,
     record: &mut PodRecord,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     let ns = PodNamespaces::of(config);
     // Checked before anything is made; `None` for host-network pods, which skip CNI.
     let network = (!ns.host_network)
         .then(|| pod::network::request(config, &record.id))
         .transpose()?;
     std::fs::create_dir_all(&record.state_dir)
-        .map_err(|e| Status::internal(format!("creating {}: {e}", record.state_dir.display())))?;
+        .with_context(|| format!("creating {}", record.state_dir.display()))?;
     let hostname = pod_hostname(config, ns.host_network);
     let sysctls: Vec<(String, String)> = config
         .linux
@@ -178,15 +177,17 @@ async fn build_pod(
         sysctls,
     };
     let ns_dir = record.state_dir.join("ns");
-    let pinned = tokio::task::spawn_blocking(move || longshore_namespaces::pin(&ns_dir, &request))
-        .await
-        .map_err(|e| Status::internal(format!("namespace pinning task: {e}")))?
-        .map_err(|e| match e {
-            longshore_namespaces::NamespaceError::Sysctl { .. } => {
-                Status::invalid_argument(format!("linux.sysctls: {e}"))
-            }
-            other => Status::internal(format!("making pod namespaces: {other}")),
-        })?;
+    let pinned = blocking("pinning namespaces", move || {
+        longshore_namespaces::pin(&ns_dir, &request)
+    })
+    .await?
+    .map_err(|e| {
+        let context = match e {
+            longshore_namespaces::NamespaceError::Sysctl { .. } => "linux.sysctls",
+            _ => "making pod namespaces",
+        };
+        RpcError::from(e).context(context)
+    })?;
     record.netns = pinned.net;
     record.ipcns = pinned.ipc;
     record.utsns = pinned.uts;
@@ -194,10 +195,9 @@ async fn build_pod(
     if ns.pid == NamespaceMode::Pod {
         let exe = d.helper_exe.clone();
         let dir = record.state_dir.join("ns");
-        let init = tokio::task::spawn_blocking(move || PodInit::start(&exe, &dir))
-            .await
-            .map_err(|e| Status::internal(format!("pod init task: {e}")))?
-            .map_err(|e| Status::internal(format!("starting the pod's PID 1: {e}")))?;
+        let init = blocking("starting pod init", move || PodInit::start(&exe, &dir))
+            .await?
+            .context("starting the pod's PID 1")?;
         record.pod_init_pid = Some(init.pid);
         record.pidns = Some(init.pin);
     }
@@ -208,7 +208,7 @@ async fn build_pod(
         record.shm = Some(shm);
     }
     pod::files::write(&record.state_dir, config, &hostname, ns.host_network)
-        .map_err(|e| Status::internal(format!("writing pod files: {e}")))?;
+        .context("writing pod files")?;
 
     pod::cgroup::create(d, config, record)?;
     if let Some(pid) = record.pod_init_pid {
@@ -232,10 +232,9 @@ fn pod_hostname(config: &PodSandboxConfig, host_network: bool) -> String {
 }
 
 /// The pod's own /dev/shm: a tmpfs shared by its containers (POSIX shared memory needs that).
-fn mount_shm(dir: &PathBuf, size: u64) -> Result<(), Status> {
+fn mount_shm(dir: &PathBuf, size: u64) -> Result<(), RpcError> {
     use nix::mount::{MsFlags, mount};
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Status::internal(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let data = format!("mode=1777,size={size}");
     mount(
         Some("shm"),
@@ -245,7 +244,7 @@ fn mount_shm(dir: &PathBuf, size: u64) -> Result<(), Status> {
         Some(data.as_str()),
     )
     .map_err(|e| {
-        Status::internal(format!(
+        RpcError::internal(format!(
             "mounting the pod's /dev/shm at {}: {e}",
             dir.display()
         ))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::warn;
 
 use super::container_stats::pod_container_stats;
@@ -28,7 +28,7 @@ const STREAM_CHUNK: usize = 512;
 pub(super) async fn pod_sandbox_stats(
     d: &Arc<Daemon>,
     req: PodSandboxStatsRequest,
-) -> Result<PodSandboxStatsResponse, Status> {
+) -> Result<PodSandboxStatsResponse, RpcError> {
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     let d = d.clone();
     let stats = blocking(move || {
@@ -36,14 +36,14 @@ pub(super) async fn pod_sandbox_stats(
         stats_of(&d, &pod, network)
     })
     .await?
-    .map_err(Status::internal)?;
+    .map_err(RpcError::internal)?;
     Ok(PodSandboxStatsResponse { stats: Some(stats) })
 }
 
 pub(super) async fn list_pod_sandbox_stats(
     d: &Arc<Daemon>,
     req: ListPodSandboxStatsRequest,
-) -> Result<ListPodSandboxStatsResponse, Status> {
+) -> Result<ListPodSandboxStatsResponse, RpcError> {
     let d = d.clone();
     let stats = blocking(move || ready_stats(&d, req.filter.as_ref())).await?;
     Ok(ListPodSandboxStatsResponse { stats })
@@ -52,10 +52,10 @@ pub(super) async fn list_pod_sandbox_stats(
 pub(super) async fn stream_pod_sandbox_stats(
     d: &Arc<Daemon>,
     req: StreamPodSandboxStatsRequest,
-) -> Result<RpcStream<StreamPodSandboxStatsResponse>, Status> {
+) -> Result<RpcStream<StreamPodSandboxStatsResponse>, RpcError> {
     let d = d.clone();
     let stats = blocking(move || ready_stats(&d, req.filter.as_ref())).await?;
-    let chunks: Vec<Result<StreamPodSandboxStatsResponse, Status>> = stats
+    let chunks: Vec<Result<StreamPodSandboxStatsResponse, tonic::Status>> = stats
         .chunks(STREAM_CHUNK)
         .map(|c| {
             Ok(StreamPodSandboxStatsResponse {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use super::{container_status, lookup};
 use crate::api::{
@@ -16,7 +16,7 @@ use crate::state::{Pod, PodRecord, PodState, now_nanos};
 pub(super) async fn pod_sandbox_status(
     d: &Arc<Daemon>,
     req: PodSandboxStatusRequest,
-) -> Result<PodSandboxStatusResponse, Status> {
+) -> Result<PodSandboxStatusResponse, RpcError> {
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     Ok(status_response(d, &pod, req.verbose))
 }

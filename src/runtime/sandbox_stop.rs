@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tonic::Status;
+use crate::server::RpcError;
 use tracing::info;
 
 use super::{container_stop, lookup, pod};
@@ -14,7 +14,7 @@ use crate::state::{Pod, PodState};
 pub(super) async fn stop_pod_sandbox(
     d: &Arc<Daemon>,
     req: StopPodSandboxRequest,
-) -> Result<StopPodSandboxResponse, Status> {
+) -> Result<StopPodSandboxResponse, RpcError> {
     let Some(pod) = lookup::pod_if_exists(d, &req.pod_sandbox_id)? else {
         return Ok(StopPodSandboxResponse {});
     };
@@ -23,7 +23,7 @@ pub(super) async fn stop_pod_sandbox(
 }
 
 /// Stops a pod; shared with RemovePodSandbox.
-pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), Status> {
+pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), RpcError> {
     let _guard = pod.lifecycle.lock().await;
     for container in lookup::containers_of(d, &pod.id) {
         // A pod stop gives containers no grace period beyond what kubelet already spent.
@@ -36,9 +36,7 @@ pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), Status> 
         r.network_attached = false;
         r.pod_init_pid = None;
     });
-    d.store
-        .put_pod(&record)
-        .map_err(|e| Status::internal(e.to_string()))?;
+    d.store.put_pod(&record).map_err(RpcError::from)?;
     info!(pod = %pod.id, "pod sandbox stopped");
     Ok(())
 }

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use longshore_cgroups::{Cgroup, CgroupPath};
-use tonic::Status;
 use tracing::debug;
 
 use super::container;
@@ -23,7 +24,7 @@ use crate::daemon::Daemon;
 pub(super) async fn update_pod_sandbox_resources(
     d: &Arc<Daemon>,
     req: UpdatePodSandboxResourcesRequest,
-) -> Result<UpdatePodSandboxResourcesResponse, Status> {
+) -> Result<UpdatePodSandboxResourcesResponse, RpcError> {
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     let record = pod.snapshot();
     if !record.owns_cgroup || record.cgroup.is_empty() {
@@ -31,15 +32,14 @@ pub(super) async fn update_pod_sandbox_resources(
         return Ok(UpdatePodSandboxResourcesResponse {});
     }
     let total = total(req.resources.as_ref(), req.overhead.as_ref());
-    let path = CgroupPath::new(&record.cgroup)
-        .map_err(|e| Status::internal(format!("pod cgroup: {e}")))?;
+    let path = CgroupPath::new(&record.cgroup).context("pod cgroup")?;
     let d = d.clone();
     blocking(move || {
         let cgroup = Cgroup::open(&d.hierarchy, &path)
-            .map_err(|e| Status::internal(format!("opening pod cgroup {}: {e}", path.as_str())))?;
+            .with_context(|| format!("opening pod cgroup {}", path.as_str()))?;
         cgroup
             .apply(&container::cgroup::resources(&total))
-            .map_err(|e| Status::invalid_argument(format!("pod cgroup {}: {e}", path.as_str())))
+            .with_context(|| format!("pod cgroup {}", path.as_str()))
     })
     .await??;
     debug!(pod = %pod.id, "pod cgroup resized");

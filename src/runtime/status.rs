@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use crate::api::{
     RuntimeCondition, RuntimeFeatures, RuntimeHandler, RuntimeHandlerFeatures, RuntimeStatus,
@@ -13,7 +13,7 @@ use crate::daemon::Daemon;
 const RUNTIME_READY: &str = "RuntimeReady";
 const NETWORK_READY: &str = "NetworkReady";
 
-pub(super) async fn status(d: &Daemon, req: StatusRequest) -> Result<StatusResponse, Status> {
+pub(super) async fn status(d: &Daemon, req: StatusRequest) -> Result<StatusResponse, RpcError> {
     let network = d.network_status();
     let conditions = vec![
         RuntimeCondition {

@@ -1,6 +1,7 @@
 //! The daemon's front door: configuration, logging, the CRI socket, signals and shutdown.
 
 mod allocator;
+mod blocking;
 mod rpc;
 mod socket;
 pub mod status;
@@ -25,6 +26,7 @@ pub(crate) use rpc::rpc;
 /// A server stream of CRI responses.
 pub type RpcStream<T> =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
+pub use blocking::blocking;
 pub use status::{RpcError, code_of};
 
 /// Flags of `longshore serve`; each overrides the configuration file.

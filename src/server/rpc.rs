@@ -18,13 +18,14 @@ pub(crate) fn calls_so_far() -> u64 {
 }
 
 /// Runs one RPC handler inside its span.
-pub(crate) async fn rpc<Req, Resp, Fut>(
+pub(crate) async fn rpc<Req, Resp, Fut, E>(
     method: &'static str,
     request: Request<Req>,
     handler: impl FnOnce(Req) -> Fut,
 ) -> Result<Response<Resp>, Status>
 where
-    Fut: Future<Output = Result<Resp, Status>>,
+    Fut: Future<Output = Result<Resp, E>>,
+    E: Into<Status>,
 {
     let id = NEXT_RPC_ID.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("rpc", method, id);
@@ -32,7 +33,7 @@ where
     let fut = AssertUnwindSafe(handler(request.into_inner())).catch_unwind();
     let result = async move {
         let result = match fut.await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(Into::into),
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()

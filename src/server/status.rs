@@ -32,6 +32,7 @@ pub fn code_of(kind: Kind) -> Code {
         Kind::Unauthenticated => Code::Unauthenticated,
         Kind::PermissionDenied => Code::PermissionDenied,
         Kind::Unimplemented => Code::Unimplemented,
+        Kind::Unknown => Code::Unknown,
         Kind::Internal => Code::Internal,
     }
 }
@@ -73,6 +74,8 @@ impl RpcError {
         resource_exhausted => ResourceExhausted,
         /// Not done by Longshore.
         unimplemented => Unimplemented,
+        /// The workload failed, in the runtime's words.
+        unknown => Unknown,
         /// A failure that is nobody's request's fault.
         internal => Internal,
     }
@@ -80,6 +83,11 @@ impl RpcError {
     /// Its kind.
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// The gRPC code the client will see.
+    pub fn code(&self) -> Code {
+        code_of(self.kind)
     }
 
     /// Its message.

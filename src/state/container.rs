@@ -103,8 +103,13 @@ pub struct Container {
 
 impl Container {
     /// Builds the in-memory container from its record.
-    pub fn from_record(record: ContainerRecord) -> Result<Container, prost::DecodeError> {
-        let config = ContainerConfig::decode(record.config.as_slice())?;
+    pub fn from_record(record: ContainerRecord) -> Result<Container, super::StoreError> {
+        let config = ContainerConfig::decode(record.config.as_slice()).map_err(|e| {
+            super::StoreError::Corrupt {
+                id: record.id.clone(),
+                reason: format!("config: {e}"),
+            }
+        })?;
         let (exited, _) = tokio::sync::watch::channel(record.state == ContainerState::Exited);
         Ok(Container {
             id: record.id.clone(),

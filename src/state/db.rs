@@ -18,6 +18,14 @@ pub enum StoreError {
     /// The database refused.
     #[error("state database: {0}")]
     Db(String),
+    /// A stored record holds a config that does not decode.
+    #[error("state record {id}: {reason}")]
+    Corrupt {
+        /// The record's id.
+        id: String,
+        /// What does not decode.
+        reason: String,
+    },
     /// A stored record does not parse.
     #[error("state record {id}: {source}")]
     Decode {
@@ -26,6 +34,12 @@ pub enum StoreError {
         /// The JSON error.
         source: serde_json::Error,
     },
+}
+
+impl longshore_error::Classify for StoreError {
+    fn kind(&self) -> longshore_error::Kind {
+        longshore_error::Kind::Internal
+    }
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {

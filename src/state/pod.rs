@@ -71,8 +71,13 @@ pub struct Pod {
 
 impl Pod {
     /// Builds the in-memory pod from its record.
-    pub fn from_record(record: PodRecord) -> Result<Pod, prost::DecodeError> {
-        let config = PodSandboxConfig::decode(record.config.as_slice())?;
+    pub fn from_record(record: PodRecord) -> Result<Pod, super::StoreError> {
+        let config = PodSandboxConfig::decode(record.config.as_slice()).map_err(|e| {
+            super::StoreError::Corrupt {
+                id: record.id.clone(),
+                reason: format!("config: {e}"),
+            }
+        })?;
         Ok(Pod {
             id: record.id.clone(),
             config,

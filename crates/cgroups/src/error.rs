@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use longshore_error::Kind;
+
 use crate::controller::Controller;
 use crate::fs::FsError;
 use crate::hierarchy::HierarchyError;
@@ -71,3 +73,27 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl longshore_error::Classify for Error {
+    /// The kernel's answer decides when there is one (EINVAL for a limit is the request's
+    /// fault, EBUSY is passing, EIO the machine's); otherwise the variant does.
+    fn kind(&self) -> Kind {
+        if let Some(kind) = longshore_error::os_kind_in_chain(self) {
+            return kind;
+        }
+        match self {
+            Error::Path(_) | Error::UnifiedOnV1 { .. } | Error::V1(_) | Error::V2(_) => {
+                Kind::InvalidArgument
+            }
+            Error::ControllerMissing { .. } => Kind::FailedPrecondition,
+            Error::KillTimeout { .. } => Kind::DeadlineExceeded,
+            Error::Hierarchy(_) | Error::Fs(_) => Kind::Internal,
+        }
+    }
+}
+
+impl longshore_error::Classify for PathError {
+    fn kind(&self) -> Kind {
+        Kind::InvalidArgument
+    }
+}

@@ -142,3 +142,22 @@ impl fmt::Display for PluginFailure {
         Ok(())
     }
 }
+
+impl longshore_error::Classify for Error {
+    fn kind(&self) -> longshore_error::Kind {
+        use longshore_error::{Kind, kind_of_io};
+        match self {
+            Error::NotReady { .. } | Error::PluginNotFound { .. } => Kind::FailedPrecondition,
+            Error::InvalidName { .. } | Error::Bandwidth { .. } => Kind::InvalidArgument,
+            Error::NotSetUp(_) => Kind::NotFound,
+            // kubelet retries a pod whose network failed; the plugins' own failures count as
+            // passing, as containerd and CRI-O answer them.
+            Error::Plugin(_) | Error::BadResult { .. } | Error::Netns { .. } => Kind::Unavailable,
+            Error::Spawn { source, .. } => match kind_of_io(source) {
+                Kind::InvalidArgument => Kind::InvalidArgument,
+                _ => Kind::Unavailable,
+            },
+            Error::Cache { .. } | Error::CacheCorrupt { .. } => Kind::Internal,
+        }
+    }
+}

@@ -35,6 +35,9 @@ pub enum Kind {
     PermissionDenied,
     /// Longshore does not do this (yet).
     Unimplemented,
+    /// The workload's own failure, as the runtime reported it (a container whose command
+    /// cannot run), as containerd reports it.
+    Unknown,
     /// Everything else: a bug, a broken disk, a corrupt record.
     Internal,
 }
@@ -83,6 +86,35 @@ pub fn kind_of_io(e: &io::Error) -> Kind {
     }
 }
 
+/// The kind of the first OS error (an `io::Error` or an errno) in `e`'s source chain, if any.
+/// Libraries whose errors wrap kernel answers use it: EINVAL from a cgroup file is the
+/// request's fault, EBUSY is passing, EIO is the machine's.
+pub fn os_kind_in_chain(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(kind_of_io(io));
+        }
+        if let Some(errno) = e.downcast_ref::<nix::errno::Errno>() {
+            return Some(kind_of_errno(*errno as i32));
+        }
+        next = e.source();
+    }
+    None
+}
+
+impl Classify for io::Error {
+    fn kind(&self) -> Kind {
+        kind_of_io(self)
+    }
+}
+
+impl Classify for nix::errno::Errno {
+    fn kind(&self) -> Kind {
+        kind_of_errno(*self as i32)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +126,18 @@ mod tests {
         assert_eq!(kind_of_errno(libc::EIO), Kind::Internal);
         assert_eq!(kind_of_errno(libc::ENOSPC), Kind::ResourceExhausted);
         assert_eq!(kind_of_errno(libc::ENOENT), Kind::NotFound);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing memory.max: {0}")]
+    struct Wrapped(#[source] io::Error);
+
+    #[test]
+    fn the_chain_is_searched_for_the_os_error() {
+        let e = Wrapped(io::Error::from_raw_os_error(libc::EINVAL));
+        assert_eq!(os_kind_in_chain(&e), Some(Kind::InvalidArgument));
+        let e = Wrapped(io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(os_kind_in_chain(&e), Some(Kind::Internal));
     }
 
     #[test]

@@ -137,3 +137,17 @@ from_redb!(
 
 /// Result with the image [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl longshore_error::Classify for Error {
+    fn kind(&self) -> longshore_error::Kind {
+        use longshore_error::Kind;
+        match Error::kind(self) {
+            ErrorKind::NotFound => Kind::NotFound,
+            ErrorKind::Unauthorized => Kind::PermissionDenied,
+            ErrorKind::InvalidReference => Kind::InvalidArgument,
+            ErrorKind::Hostile => Kind::FailedPrecondition,
+            ErrorKind::Network => Kind::Unavailable,
+            ErrorKind::Internal => Kind::Internal,
+        }
+    }
+}

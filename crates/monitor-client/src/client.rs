@@ -687,3 +687,25 @@ impl AsyncWrite for FdStream {
         Poll::Ready(Ok(()))
     }
 }
+
+impl longshore_error::Classify for MonitorError {
+    fn kind(&self) -> longshore_error::Kind {
+        use longshore_error::{Kind, kind_of_io};
+        match self {
+            MonitorError::Start { .. } | MonitorError::Refused(_) => Kind::Unknown,
+            MonitorError::Connect { .. } | MonitorError::Io { .. } | MonitorError::Closed(_) => {
+                Kind::Unavailable
+            }
+            MonitorError::State { source, .. } | MonitorError::Spawn { source, .. } => {
+                match kind_of_io(source) {
+                    Kind::NotFound => Kind::Internal,
+                    kind => kind,
+                }
+            }
+            MonitorError::NoReport { .. }
+            | MonitorError::Protocol { .. }
+            | MonitorError::Unexpected { .. }
+            | MonitorError::NoExitRecord(_) => Kind::Internal,
+        }
+    }
+}

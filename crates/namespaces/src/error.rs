@@ -36,3 +36,16 @@ pub enum NamespaceError {
     #[error("namespace pinning thread: {0}")]
     Thread(String),
 }
+
+impl longshore_error::Classify for NamespaceError {
+    fn kind(&self) -> longshore_error::Kind {
+        use longshore_error::{Kind, kind_of_errno};
+        match self {
+            NamespaceError::Path { source, .. } | NamespaceError::Sys { source, .. } => {
+                kind_of_errno(*source as i32)
+            }
+            NamespaceError::Sysctl { .. } => Kind::InvalidArgument,
+            NamespaceError::PodInit(_) | NamespaceError::Thread(_) => Kind::Internal,
+        }
+    }
+}

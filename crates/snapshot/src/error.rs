@@ -74,3 +74,17 @@ from_redb!(
 
 /// Result with the snapshot [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl longshore_error::Classify for Error {
+    fn kind(&self) -> longshore_error::Kind {
+        use longshore_error::Kind;
+        match self {
+            Error::InvalidChainId(_) | Error::InvalidContainerId(_) => Kind::InvalidArgument,
+            Error::LayerNotFound(_) => Kind::NotFound,
+            Error::Io { .. } | Error::Mount { .. } => {
+                longshore_error::os_kind_in_chain(self).unwrap_or(Kind::Internal)
+            }
+            Error::Db(_) | Error::Corrupt { .. } => Kind::Internal,
+        }
+    }
+}

@@ -32,6 +32,17 @@ pub enum StreamingError {
     TooManyRequests(usize),
 }
 
+impl longshore_error::Classify for StreamingError {
+    fn kind(&self) -> longshore_error::Kind {
+        use longshore_error::Kind;
+        match self {
+            StreamingError::InvalidRequest(_) => Kind::InvalidArgument,
+            StreamingError::TooManyRequests(_) => Kind::ResourceExhausted,
+            StreamingError::Bind { .. } | StreamingError::Tls { .. } => Kind::Internal,
+        }
+    }
+}
+
 /// The streaming client failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

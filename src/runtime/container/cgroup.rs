@@ -1,32 +1,37 @@
 //! A container's cgroup, a child of its pod's: made at start with the requested resources,
 //! killed at stop, removed at exit or removal.
 
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use longshore_cgroups::{Cgroup, CgroupPath, HugepageLimit, Resources};
-use tonic::Status;
 
 use crate::api::LinuxContainerResources;
 use crate::daemon::Daemon;
 use crate::state::{ContainerRecord, PodRecord};
 
 /// The container's cgroup path inside its pod's.
-pub(crate) fn path_for(d: &Daemon, pod: &PodRecord, container_id: &str) -> Result<String, Status> {
-    let pod_path = CgroupPath::new(&pod.cgroup)
-        .map_err(|e| Status::internal(format!("pod cgroup {:?}: {e}", pod.cgroup)))?;
+pub(crate) fn path_for(
+    d: &Daemon,
+    pod: &PodRecord,
+    container_id: &str,
+) -> Result<String, RpcError> {
+    let pod_path =
+        CgroupPath::new(&pod.cgroup).with_context(|| format!("pod cgroup {:?}", pod.cgroup))?;
     let name = d.cgroup_driver().container_name(container_id);
     pod_path
         .child(&name)
         .map(|p| p.as_str().to_string())
-        .map_err(|e| Status::internal(e.to_string()))
+        .map_err(RpcError::from)
 }
 
-fn open(d: &Daemon, record: &ContainerRecord) -> Result<Option<Cgroup>, Status> {
+fn open(d: &Daemon, record: &ContainerRecord) -> Result<Option<Cgroup>, RpcError> {
     if record.cgroup.is_empty() {
         return Ok(None);
     }
-    let path = CgroupPath::new(&record.cgroup).map_err(|e| Status::internal(e.to_string()))?;
+    let path = CgroupPath::new(&record.cgroup).map_err(RpcError::from)?;
     Cgroup::open(&d.hierarchy, &path)
         .map(Some)
-        .map_err(|e| Status::internal(format!("opening cgroup {}: {e}", record.cgroup)))
+        .with_context(|| format!("opening cgroup {}", record.cgroup))
 }
 
 /// CRI resources in the cgroups crate's terms.
@@ -62,14 +67,14 @@ pub(crate) fn create(
     d: &Daemon,
     record: &ContainerRecord,
     r: Option<&LinuxContainerResources>,
-) -> Result<(), Status> {
-    let path = CgroupPath::new(&record.cgroup).map_err(|e| Status::internal(e.to_string()))?;
+) -> Result<(), RpcError> {
+    let path = CgroupPath::new(&record.cgroup).map_err(RpcError::from)?;
     let cgroup = Cgroup::create(&d.hierarchy, &path)
-        .map_err(|e| Status::internal(format!("creating cgroup {}: {e}", path.as_str())))?;
+        .with_context(|| format!("creating cgroup {}", path.as_str()))?;
     if let Some(r) = r {
         cgroup
             .apply(&resources(r))
-            .map_err(|e| Status::invalid_argument(format!("config.linux.resources: {e}")))?;
+            .context("config.linux.resources")?;
     }
     Ok(())
 }
@@ -79,20 +84,18 @@ pub(crate) fn update(
     d: &Daemon,
     record: &ContainerRecord,
     r: &LinuxContainerResources,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     let Some(cgroup) = open(d, record)? else {
         return Ok(());
     };
     if !cgroup.exists() {
         return Ok(());
     }
-    cgroup
-        .apply(&resources(r))
-        .map_err(|e| Status::invalid_argument(format!("linux resources: {e}")))
+    cgroup.apply(&resources(r)).context("linux resources")
 }
 
 /// SIGKILLs every process in the container's cgroup.
-pub(crate) fn kill_all(d: &Daemon, record: &ContainerRecord) -> Result<(), Status> {
+pub(crate) fn kill_all(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
     let Some(cgroup) = open(d, record)? else {
         return Ok(());
     };
@@ -101,17 +104,17 @@ pub(crate) fn kill_all(d: &Daemon, record: &ContainerRecord) -> Result<(), Statu
     }
     cgroup
         .kill_all()
-        .map_err(|e| Status::internal(format!("killing cgroup {}: {e}", record.cgroup)))
+        .with_context(|| format!("killing cgroup {}", record.cgroup))
 }
 
 /// Removes the container's cgroup; a missing one is fine.
-pub(crate) fn remove(d: &Daemon, record: &ContainerRecord) -> Result<(), Status> {
+pub(crate) fn remove(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
     let Some(cgroup) = open(d, record)? else {
         return Ok(());
     };
     cgroup
         .delete()
-        .map_err(|e| Status::internal(format!("removing cgroup {}: {e}", record.cgroup)))
+        .with_context(|| format!("removing cgroup {}", record.cgroup))
 }
 
 /// The file a monitor polls for the container's OOM kills.

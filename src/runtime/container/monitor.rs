@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use longshore_monitor_client::{
     ExecutorConfig, ExitReason, ExitRecord, Monitor, MonitorClient, MonitorConfig,
     read_exit_record, read_start_record,
 };
-use tonic::Status;
 use tracing::{debug, warn};
 
 use crate::daemon::Daemon;
@@ -21,12 +22,12 @@ pub(crate) struct Started {
 }
 
 /// The executor for a RuntimeClass handler: "" is the embedded one.
-pub(crate) fn executor(d: &Daemon, handler: &str) -> Result<ExecutorConfig, Status> {
+pub(crate) fn executor(d: &Daemon, handler: &str) -> Result<ExecutorConfig, RpcError> {
     if handler.is_empty() {
         return Ok(ExecutorConfig::Embedded);
     }
     let h = d.config.runtime.handlers.get(handler).ok_or_else(|| {
-        Status::failed_precondition(format!(
+        RpcError::failed_precondition(format!(
             "runtime handler {handler:?} is no longer configured"
         ))
     })?;
@@ -45,7 +46,7 @@ pub(crate) fn executor(d: &Daemon, handler: &str) -> Result<ExecutorConfig, Stat
 }
 
 /// Starts the container's monitor and waits until the container's process runs.
-pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, Status> {
+pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, RpcError> {
     let record = container.snapshot();
     let config = &container.config;
     let mut mc = MonitorConfig::new(
@@ -63,7 +64,7 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     mc.command = d.monitor.clone();
     let started = Monitor::spawn(&mc)
         .await
-        .map_err(|e| Status::unknown(format!("starting container {}: {e}", container.id)))?;
+        .with_context(|| format!("starting container {}", container.id))?;
     Ok(Started {
         pid: started.pid,
         started_at: started.started_at,
@@ -71,16 +72,16 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
 }
 
 /// Connects to a container's monitor.
-pub(crate) async fn client(container: &Container) -> Result<MonitorClient, Status> {
+pub(crate) async fn client(container: &Container) -> Result<MonitorClient, RpcError> {
     let state_dir = container.snapshot().state_dir;
     MonitorClient::connect(&state_dir)
         .await
-        .map_err(|e| Status::unavailable(format!("container {} monitor: {e}", container.id)))
+        .with_context(|| format!("container {} monitor", container.id))
 }
 
 /// Sends a signal to the container's process. A monitor that is already gone means the
 /// container has exited, which is fine for a stop.
-pub(crate) async fn signal(container: &Container, signal: i32) -> Result<(), Status> {
+pub(crate) async fn signal(container: &Container, signal: i32) -> Result<(), RpcError> {
     match client(container).await {
         Ok(client) => {
             if let Err(e) = client.signal(signal).await {

@@ -1,7 +1,7 @@
 //! Namespace choices that need another container: NamespaceMode::TARGET joins the PID namespace
 //! of a running container of the same pod.
 
-use tonic::Status;
+use crate::server::RpcError;
 
 use crate::api::{ContainerConfig, NamespaceMode};
 use crate::daemon::Daemon;
@@ -9,7 +9,7 @@ use crate::runtime::lookup;
 use crate::state::ContainerState;
 
 /// The host PID whose PID namespace a TARGET container joins, if it asks for one.
-pub(crate) fn target_pid(d: &Daemon, config: &ContainerConfig) -> Result<Option<i32>, Status> {
+pub(crate) fn target_pid(d: &Daemon, config: &ContainerConfig) -> Result<Option<i32>, RpcError> {
     let options = config
         .linux
         .as_ref()
@@ -21,11 +21,12 @@ pub(crate) fn target_pid(d: &Daemon, config: &ContainerConfig) -> Result<Option<
     if options.pid() != NamespaceMode::Target {
         return Ok(None);
     }
-    let target = lookup::container(d, &options.target_id)
-        .map_err(|s| Status::not_found(format!("namespace_options.target_id: {}", s.message())))?;
+    let target = lookup::container(d, &options.target_id).map_err(|s| {
+        RpcError::not_found(format!("namespace_options.target_id: {}", s.message()))
+    })?;
     let record = target.snapshot();
     if record.state != ContainerState::Running || record.pid <= 0 {
-        return Err(Status::failed_precondition(format!(
+        return Err(RpcError::failed_precondition(format!(
             "namespace_options.target_id: container {} is not running",
             target.id
         )));

@@ -1,8 +1,9 @@
 //! The pod's cgroup: kubelet's `cgroup_parent` resolved under `[cgroups] root`, or, for pods that
 //! name none, `<default_parent>/pod-<id>`. Containers get child cgroups of it.
 
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use longshore_cgroups::{Cgroup, CgroupPath, Driver};
-use tonic::Status;
 
 use crate::api::PodSandboxConfig;
 use crate::daemon::Daemon;
@@ -17,7 +18,7 @@ pub(crate) fn create(
     d: &Daemon,
     config: &PodSandboxConfig,
     record: &mut PodRecord,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     let parent = config
         .linux
         .as_ref()
@@ -28,48 +29,46 @@ pub(crate) fn create(
         .map(|c| c.exists())
         .unwrap_or(false);
     Cgroup::create(&d.hierarchy, &path)
-        .map_err(|e| Status::internal(format!("creating pod cgroup {}: {e}", path.as_str())))?;
+        .with_context(|| format!("creating pod cgroup {}", path.as_str()))?;
     record.cgroup = path.as_str().to_string();
     record.owns_cgroup = !existed;
     Ok(())
 }
 
-fn pod_path(d: &Daemon, parent: &str, pod_id: &str) -> Result<CgroupPath, Status> {
+fn pod_path(d: &Daemon, parent: &str, pod_id: &str) -> Result<CgroupPath, RpcError> {
     let driver = d.cgroup_driver();
     if parent.is_empty() {
         let base = CgroupPath::resolve(&d.cgroup_root, &d.config.cgroups.default_parent, driver)
-            .map_err(|e| Status::internal(format!("[cgroups] default_parent: {e}")))?;
+            .context("[cgroups] default_parent")?;
         let name = match driver {
             Driver::Cgroupfs => format!("pod-{pod_id}"),
             Driver::Systemd => format!("longshore-pod-{pod_id}.slice"),
         };
-        return base
-            .child(&name)
-            .map_err(|e| Status::internal(e.to_string()));
+        return base.child(&name).map_err(RpcError::from);
     }
     CgroupPath::resolve(&d.cgroup_root, parent, driver).map_err(|e| {
-        Status::invalid_argument(format!("config.linux.cgroup_parent {parent:?}: {e}"))
+        RpcError::invalid_argument(format!("config.linux.cgroup_parent {parent:?}: {e}"))
     })
 }
 
 /// Puts one of the pod's own processes (its PID 1) in the pod's leaf cgroup.
-pub(crate) fn add_process(d: &Daemon, record: &PodRecord, pid: i32) -> Result<(), Status> {
+pub(crate) fn add_process(d: &Daemon, record: &PodRecord, pid: i32) -> Result<(), RpcError> {
     let leaf = leaf_path(record)?;
     let cgroup = Cgroup::create(&d.hierarchy, &leaf)
-        .map_err(|e| Status::internal(format!("creating {}: {e}", leaf.as_str())))?;
+        .with_context(|| format!("creating {}", leaf.as_str()))?;
     cgroup
         .add_process(pid as u32)
-        .map_err(|e| Status::internal(format!("moving pod init {pid} to {}: {e}", leaf.as_str())))
+        .with_context(|| format!("moving pod init {pid} to {}", leaf.as_str()))
 }
 
-fn leaf_path(record: &PodRecord) -> Result<CgroupPath, Status> {
+fn leaf_path(record: &PodRecord) -> Result<CgroupPath, RpcError> {
     CgroupPath::new(&record.cgroup)
         .and_then(|p| p.child(POD_INIT_LEAF))
-        .map_err(|e| Status::internal(e.to_string()))
+        .map_err(RpcError::from)
 }
 
 /// Removes the pod's leaf, and the pod cgroup itself when Longshore made it.
-pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     if record.cgroup.is_empty() {
         return Ok(());
     }
@@ -77,16 +76,16 @@ pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
     if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &leaf) {
         cgroup
             .delete()
-            .map_err(|e| Status::internal(format!("removing {}: {e}", leaf.as_str())))?;
+            .with_context(|| format!("removing {}", leaf.as_str()))?;
     }
     if !record.owns_cgroup {
         return Ok(());
     }
-    let path = CgroupPath::new(&record.cgroup).map_err(|e| Status::internal(e.to_string()))?;
+    let path = CgroupPath::new(&record.cgroup).map_err(RpcError::from)?;
     if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &path) {
         cgroup
             .delete()
-            .map_err(|e| Status::internal(format!("removing pod cgroup {}: {e}", path.as_str())))?;
+            .with_context(|| format!("removing pod cgroup {}", path.as_str()))?;
     }
     remove_named_systemd(d, &path);
     Ok(())

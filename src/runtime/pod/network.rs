@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use longshore_cni::{Bandwidth, DnsConfig, PodNetwork, PortMapping, Protocol};
-use tonic::Status;
+
+use crate::server::RpcError;
+use crate::server::status::RpcContext;
 use tracing::info;
 
 use crate::api::{self, PodSandboxConfig};
@@ -19,10 +21,10 @@ pub(crate) const IPS_ANNOTATION: &str = "longshore.io/ips";
 
 /// Everything CNI ADD needs from the pod's config, checked before any part of the pod is made
 /// so bad input fails fast with InvalidArgument. The netns is filled in by [`attach`].
-pub(crate) fn request(config: &PodSandboxConfig, id: &str) -> Result<PodNetwork, Status> {
+pub(crate) fn request(config: &PodSandboxConfig, id: &str) -> Result<PodNetwork, RpcError> {
     let meta = config.metadata.clone().unwrap_or_default();
-    let bandwidth = Bandwidth::from_annotations(&config.annotations)
-        .map_err(|e| Status::invalid_argument(format!("config.annotations: {e}")))?;
+    let bandwidth =
+        Bandwidth::from_annotations(&config.annotations).context("config.annotations")?;
     let dns = config.dns_config.as_ref().map(|d| DnsConfig {
         servers: d.servers.clone(),
         searches: d.searches.clone(),
@@ -48,20 +50,20 @@ pub(crate) async fn attach(
     d: &Daemon,
     mut network: PodNetwork,
     record: &mut PodRecord,
-) -> Result<(), Status> {
+) -> Result<(), RpcError> {
     network.netns_path = record
         .netns
         .clone()
-        .ok_or_else(|| Status::internal("a pod with its own network has no pinned netns"))?;
+        .ok_or_else(|| RpcError::internal("a pod with its own network has no pinned netns"))?;
     record.network_attached = true;
     d.store
         .put_pod(record)
-        .map_err(|e| Status::internal(format!("recording the pod before its network: {e}")))?;
+        .context("recording the pod before its network")?;
     let cni = d.cni.clone();
     let result = tokio::spawn(async move { cni.setup(&network).await })
         .await
-        .map_err(|e| Status::internal(format!("CNI task: {e}")))?
-        .map_err(cni_status)?;
+        .map_err(|e| RpcError::internal(format!("CNI task: {e}")))?
+        .map_err(cni_error)?;
     // IPv4 first, then IPv6 (the crate orders them): the first is the pod's primary IP.
     record.ips = result
         .ips
@@ -76,7 +78,7 @@ pub(crate) async fn attach(
 /// Safe to repeat (a no-op once done) and after a crash; a vanished netns is fine. Must run
 /// before the netns is unpinned: with the netns gone the bridge plugin cannot find the pod's
 /// addresses and leaks their ipMasq rules.
-pub(crate) async fn detach(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+pub(crate) async fn detach(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     let network = PodNetwork {
         id: record.id.clone(),
         netns_path: record.netns.clone().unwrap_or_default(),
@@ -85,14 +87,14 @@ pub(crate) async fn detach(d: &Daemon, record: &PodRecord) -> Result<(), Status>
     let cni = d.cni.clone();
     tokio::spawn(async move { cni.teardown(&network).await })
         .await
-        .map_err(|e| Status::internal(format!("CNI task: {e}")))?
-        .map_err(cni_status)?;
+        .map_err(|e| RpcError::internal(format!("CNI task: {e}")))?
+        .map_err(cni_error)?;
     info!(pod = %record.id, "pod network detached");
     Ok(())
 }
 
 /// `hostPort` mappings (those with a host port; the others need no plugin), ports checked.
-fn port_mappings(config: &PodSandboxConfig) -> Result<Vec<PortMapping>, Status> {
+fn port_mappings(config: &PodSandboxConfig) -> Result<Vec<PortMapping>, RpcError> {
     let mut out = Vec::new();
     for (i, p) in config.port_mappings.iter().enumerate() {
         if p.host_port <= 0 {
@@ -100,7 +102,7 @@ fn port_mappings(config: &PodSandboxConfig) -> Result<Vec<PortMapping>, Status> 
         }
         let port = |field: &str, value: i32| {
             u16::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| {
-                Status::invalid_argument(format!(
+                RpcError::invalid_argument(format!(
                     "config.port_mappings[{i}].{field} {value} is not a port (1-65535)"
                 ))
             })
@@ -120,12 +122,12 @@ fn port_mappings(config: &PodSandboxConfig) -> Result<Vec<PortMapping>, Status> 
 }
 
 /// The addresses [`IPS_ANNOTATION`] asks for, each an IP with an optional prefix length.
-fn requested_ips(config: &PodSandboxConfig) -> Result<Vec<String>, Status> {
+fn requested_ips(config: &PodSandboxConfig) -> Result<Vec<String>, RpcError> {
     let Some(value) = config.annotations.get(IPS_ANNOTATION) else {
         return Ok(Vec::new());
     };
     let bad = |item: &str, why: &str| {
-        Status::invalid_argument(format!(
+        RpcError::invalid_argument(format!(
             "annotation {IPS_ANNOTATION}={value:?}: {item:?} {why}"
         ))
     };
@@ -160,13 +162,12 @@ fn requested_ips(config: &PodSandboxConfig) -> Result<Vec<String>, Status> {
 }
 
 /// CNI failures as gRPC errors carrying the plugin's own message.
-fn cni_status(e: longshore_cni::Error) -> Status {
-    match &e {
-        longshore_cni::Error::NotReady { .. } => {
-            Status::failed_precondition(format!("network not ready: {e}"))
-        }
-        _ => Status::unavailable(format!("pod network: {e}")),
-    }
+fn cni_error(e: longshore_cni::Error) -> RpcError {
+    let context = match &e {
+        longshore_cni::Error::NotReady { .. } => "network not ready",
+        _ => "pod network",
+    };
+    RpcError::from(e).context(context)
 }
 
 #[cfg(test)]

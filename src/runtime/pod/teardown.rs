@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use crate::server::status::RpcContext;
+use crate::server::{RpcError, blocking};
 use longshore_namespaces::PodInit;
 use nix::mount::{MntFlags, umount2};
-use tonic::Status;
 
 use crate::daemon::Daemon;
 use crate::runtime::pod;
@@ -13,7 +14,7 @@ use crate::state::PodRecord;
 /// What `StopPodSandbox` releases: the network and the pod's PID 1. The namespaces stay pinned
 /// (kubelet may still ask for status, PortForward may still enter the netns) until the pod is
 /// removed.
-pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     if record.network_attached {
         pod::network::detach(d, record).await?;
     }
@@ -22,7 +23,7 @@ pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
 
 /// Everything: network, PID 1, /dev/shm, pinned namespaces, cgroup, state folder. CNI DEL runs
 /// before the netns is unpinned, so plugins still see the pod's interface and addresses.
-pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status> {
+pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     if record.network_attached || record.netns.is_some() {
         // Again after a stop: a no-op unless a DEL was left undone (an ADD cut short by a
         // crash, an undo that failed), which the CNI cache still knows about.
@@ -33,15 +34,14 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status
         unmount(shm)?;
     }
     let ns_dir = record.state_dir.join("ns");
-    tokio::task::spawn_blocking(move || longshore_namespaces::unpin(&ns_dir))
-        .await
-        .map_err(|e| Status::internal(format!("unpin task: {e}")))?
-        .map_err(|e| Status::internal(format!("releasing pod namespaces: {e}")))?;
+    blocking("unpinning", move || longshore_namespaces::unpin(&ns_dir))
+        .await?
+        .context("releasing pod namespaces")?;
     pod::cgroup::remove(d, record)?;
     match std::fs::remove_dir_all(&record.state_dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Status::internal(format!(
+        Err(e) => Err(RpcError::internal(format!(
             "removing {}: {e}",
             record.state_dir.display()
         ))),
@@ -49,22 +49,21 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), Status
 }
 
 /// Stops the pod's PID 1, if it has one.
-async fn stop_init(record: &PodRecord) -> Result<(), Status> {
+async fn stop_init(record: &PodRecord) -> Result<(), RpcError> {
     if let Some(pid) = record.pod_init_pid {
         let dir = record.state_dir.join("ns");
-        tokio::task::spawn_blocking(move || PodInit::stop(pid, &dir))
-            .await
-            .map_err(|e| Status::internal(format!("pod init task: {e}")))?
-            .map_err(|e| Status::internal(format!("stopping the pod's PID 1: {e}")))?;
+        blocking("stopping pod init", move || PodInit::stop(pid, &dir))
+            .await?
+            .context("stopping the pod's PID 1")?;
     }
     Ok(())
 }
 
 /// Unmounts a mount point; not mounted or missing is fine.
-pub(crate) fn unmount(path: &Path) -> Result<(), Status> {
+pub(crate) fn unmount(path: &Path) -> Result<(), RpcError> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(e) => Err(Status::internal(format!(
+        Err(e) => Err(RpcError::internal(format!(
             "unmounting {}: {e}",
             path.display()
         ))),

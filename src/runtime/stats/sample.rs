@@ -2,8 +2,8 @@
 //! one. Shared by the stats RPCs and the metrics RPCs. Blocking (cgroupfs reads): call it from
 //! [`blocking`].
 
+use crate::server::RpcError;
 use longshore_cgroups::{Cgroup, CgroupPath, Hierarchy, Stats};
-use tonic::Status;
 use tracing::debug;
 
 use super::cache::{StatsCache, cache};
@@ -59,10 +59,8 @@ fn read_with(
 /// Runs blocking stats work (cgroupfs, netns threads, directory walks) off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("stats task failed: {e}")))
+) -> Result<T, RpcError> {
+    crate::server::blocking("reading stats", work).await
 }
 
 /// Drops the cached history of pods and containers that no longer exist.
