@@ -1,28 +1,21 @@
 //! The daemon's parts, made once at start and shared by every RPC.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 use longshore_config::Config;
 use longshore_monitor_client::{MONITOR_BINARY, MonitorCommand};
 
 use crate::events::EventBus;
-use crate::state::{Container, NameRegistry, Pod, RecordStore};
+use crate::state::{Container, Pod, Store};
 
 /// Everything an RPC handler may need.
 pub struct Daemon {
     /// The configuration in force.
     pub config: Config,
-    /// Pod and container records, persisted.
-    pub store: RecordStore,
-    /// Live pods by id.
-    pub pods: RwLock<HashMap<String, Arc<Pod>>>,
-    /// Live containers by id.
-    pub containers: RwLock<HashMap<String, Arc<Container>>>,
-    /// Reserved pod and container names.
-    pub names: NameRegistry,
+    /// Pods, containers and their names: in memory, and durable through one writer.
+    pub state: Store,
     /// Container lifecycle events for GetContainerEvents subscribers.
     pub events: EventBus,
     /// The daemon's own binary, run as `longshore pod-init` for pods with a shared PID namespace.
@@ -39,6 +32,8 @@ pub struct Daemon {
     pub images: Arc<longshore_image::ImageStore>,
     /// Layer snapshots and containers' writable layers (owned by the image store).
     pub snapshots: Arc<longshore_snapshot::Snapshotter>,
+    /// Background layer garbage collection (asked for by removals).
+    pub layer_gc: crate::layer_gc::LayerGc,
     /// Node-wide settings for every container's OCI spec.
     pub spec_settings: longshore_spec::SpecSettings,
     /// The exec/attach/port-forward server, set once at start (`crate::streaming_backend::start`).
@@ -55,7 +50,7 @@ impl Daemon {
         let db = redb::Database::create(&db_path)
             .with_context(|| format!("opening state database {}", db_path.display()))?;
         let db = Arc::new(db);
-        let store = RecordStore::new(db.clone())?;
+        let state = Store::open(db.clone())?;
         let helper_exe = std::env::current_exe().context("finding the daemon's own binary")?;
         let monitor = monitor_command(&config.runtime.monitor_path, &helper_exe)?;
         tracing::info!(program = %monitor.program.display(), "container monitors");
@@ -81,14 +76,12 @@ impl Daemon {
             cni: Arc::new(cni),
             images: Arc::new(images),
             snapshots,
+            layer_gc: Default::default(),
             spec_settings,
             hierarchy,
             cgroup_root,
             config,
-            store,
-            pods: RwLock::new(HashMap::new()),
-            containers: RwLock::new(HashMap::new()),
-            names: NameRegistry::default(),
+            state,
             events: EventBus::new(),
             helper_exe,
             monitor,
@@ -107,40 +100,22 @@ impl Daemon {
 
     /// A pod by id.
     pub fn pod(&self, id: &str) -> Option<Arc<Pod>> {
-        self.pods
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.state.pod(id)
     }
 
     /// A container by id.
     pub fn container(&self, id: &str) -> Option<Arc<Container>> {
-        self.containers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.state.container(id)
     }
 
     /// Every pod.
     pub fn all_pods(&self) -> Vec<Arc<Pod>> {
-        self.pods
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.state.all_pods()
     }
 
     /// Every container.
     pub fn all_containers(&self) -> Vec<Arc<Container>> {
-        self.containers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.state.all_containers()
     }
 }
 

@@ -6,9 +6,11 @@
 //! ([`state`]) and the parts they share ([`daemon`]). The kernel-facing work lives in the
 //! workspace's `crates/`.
 
+pub mod crash_point;
 pub mod daemon;
 pub mod events;
 pub mod image;
+pub mod layer_gc;
 pub mod metrics;
 pub mod recovery;
 pub mod runtime;

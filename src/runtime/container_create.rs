@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::server::RpcError;
 use crate::server::status::RpcContext;
+use crate::server::{RpcError, blocking};
 use prost::Message;
-use tracing::info;
+use tracing::{Instrument, Span, info};
 
 use super::{container_events, lookup, validate};
 use crate::api::{ContainerEventType, CreateContainerRequest, CreateContainerResponse};
@@ -24,6 +24,18 @@ pub(super) async fn create_container(
         .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::container_config(&config)?;
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
+    // Its own task: a client that gives up (a timeout, a dropped connection) cannot leave the
+    // container half made; it is finished, or undone.
+    let task = tokio::spawn(create_in_pod(d.clone(), pod, config).instrument(Span::current()));
+    task.await
+        .map_err(|e| RpcError::internal(format!("CreateContainer task: {e}")))?
+}
+
+async fn create_in_pod(
+    d: Arc<Daemon>,
+    pod: Arc<Pod>,
+    config: crate::api::ContainerConfig,
+) -> Result<CreateContainerResponse, RpcError> {
     let _pod_guard = pod.lifecycle.lock().await;
     if pod.state() != PodState::Ready {
         return Err(RpcError::failed_precondition(format!(
@@ -33,18 +45,18 @@ pub(super) async fn create_container(
     }
     let id = new_id();
     let full_name = Container::full_name(&config, &pod.config);
-    d.names.reserve(&full_name, &id).map_err(|holder| {
+    d.state.reserve_name(&full_name, &id).map_err(|holder| {
         RpcError::already_exists(format!(
             "container name {full_name:?} is reserved for {holder}"
         ))
     })?;
-    match make_container(d, &pod, &id, config).await {
+    match make_container(&d, &pod, &id, config).await {
         Ok(()) => {
             info!(container = %id, pod = %pod.id, name = %full_name, "container created");
             Ok(CreateContainerResponse { container_id: id })
         }
         Err(status) => {
-            d.names.release(&full_name, &id);
+            d.state.release_name(&full_name, &id);
             Err(status)
         }
     }
@@ -69,7 +81,7 @@ async fn make_container(
     let rootfs = state_dir.join("rootfs");
     let log_path = log_path(&pod.config.log_directory, &config.log_path);
     let cgroup = super::container::cgroup::path_for(d, &pod_record, id)?;
-    let mut record = ContainerRecord {
+    let record = ContainerRecord {
         id: id.to_string(),
         pod_id: pod.id.clone(),
         state: ContainerState::Created,
@@ -82,25 +94,49 @@ async fn make_container(
         state_dir: state_dir.clone(),
         cgroup: cgroup.clone(),
         runtime_handler: pod_record.runtime_handler.clone(),
+        creating: true,
         ..Default::default()
     };
-    let made = prepare(d, pod, &config, &image, &mut record, &rootfs).await;
-    if let Err(status) = made {
-        super::container_remove::release_storage(d, &record).await;
-        return Err(status);
+    // The intent, durable before the writable layer's lease and the mount exist.
+    d.state.record_container(&record).await?;
+    let (d2, pod2) = (d.clone(), pod.clone());
+    let (record, prepared) = blocking("preparing the container", move || {
+        let mut record = record;
+        let prepared = prepare(&d2, &pod2, &config, &image, &mut record, &rootfs);
+        (record, prepared)
+    })
+    .await?;
+    let made = match prepared {
+        Ok(()) => {
+            let mut created = record.clone();
+            created.creating = false;
+            d.state.add_container(created).await.map_err(RpcError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match made {
+        Ok(container) => {
+            container_events::emit(d, &container, ContainerEventType::ContainerCreatedEvent);
+            Ok(())
+        }
+        Err(e) => {
+            undo(d, &record).await;
+            Err(e)
+        }
     }
-    d.store.put_container(&record).map_err(RpcError::from)?;
-    let container = Arc::new(Container::from_record(record).map_err(RpcError::from)?);
-    d.containers
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id.to_string(), container.clone());
-    container_events::emit(d, &container, ContainerEventType::ContainerCreatedEvent);
-    Ok(())
 }
 
-/// Snapshot, mount, spec, bundle.
-async fn prepare(
+/// Undoes a CreateContainer that failed or that a crash cut short: the mount, the writable
+/// layer and its lease, the state folder, then the record.
+pub(crate) async fn undo(d: &Arc<Daemon>, record: &ContainerRecord) {
+    super::container_remove::release_storage(d, record).await;
+    if let Err(e) = d.state.forget_container(&record.id).await {
+        tracing::warn!(container = %record.id, error = %e, "cannot forget a failed container");
+    }
+}
+
+/// Snapshot, mount, spec, bundle: file system work, on the blocking pool.
+fn prepare(
     d: &Arc<Daemon>,
     pod: &Arc<Pod>,
     config: &crate::api::ContainerConfig,
@@ -114,6 +150,7 @@ async fn prepare(
         .snapshots
         .prepare(&record.id, &image.chain_ids)
         .context("preparing the writable layer")?;
+    crate::crash_point::crash_point("create_container:layer");
     std::fs::create_dir_all(rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
     d.snapshots
         .mount(&layers, rootfs)

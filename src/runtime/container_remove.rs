@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::server::RpcError;
-use tracing::{info, warn};
+use crate::server::{RpcError, blocking};
+use tracing::{Instrument, info, warn};
 
 use super::{container, container_events, container_stop, lookup, pod};
 use crate::api::{ContainerEventType, RemoveContainerRequest, RemoveContainerResponse};
@@ -18,7 +18,11 @@ pub(super) async fn remove_container(
     let Some(container) = lookup::container_if_exists(d, &req.container_id)? else {
         return Ok(RemoveContainerResponse {});
     };
-    remove(d, &container).await?;
+    // Its own task: a client that gives up cannot leave the container half removed.
+    let d = d.clone();
+    let task = tokio::spawn(async move { remove(&d, &container).await }.in_current_span());
+    task.await
+        .map_err(|e| RpcError::internal(format!("RemoveContainer task: {e}")))??;
     Ok(RemoveContainerResponse {})
 }
 
@@ -31,40 +35,37 @@ pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Resul
     }
     let record = container.snapshot();
     release_storage(d, &record).await;
-    if let Err(e) = container::cgroup::remove(d, &record) {
+    if let Err(e) = container::cgroup::remove(d, &record).await {
         warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
     }
-    d.store
-        .delete_container(&container.id)
-        .map_err(RpcError::from)?;
-    d.containers
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&container.id);
-    if let Some(pod) = d.pod(&container.pod_id) {
-        d.names.release(
-            &Container::full_name(&container.config, &pod.config),
-            &container.id,
-        );
-    }
+    d.state.remove_container(container).await?;
     info!(container = %container.id, "container removed");
     container_events::emit(d, container, ContainerEventType::ContainerDeletedEvent);
     Ok(())
 }
 
-/// Unmounts the root, frees the writable layer and removes the state folder. Best effort: logs
-/// what it cannot do; safe to repeat.
-pub(crate) async fn release_storage(d: &Daemon, record: &ContainerRecord) {
+/// Unmounts the root, frees the writable layer and removes the state folder, on the blocking
+/// pool; then asks for a layer collection (layers of images removed while this container used
+/// them can go now). Best effort: logs what it cannot do; safe to repeat.
+pub(crate) async fn release_storage(d: &Arc<Daemon>, record: &ContainerRecord) {
+    let (snapshots, record) = (d.snapshots.clone(), record.clone());
+    let released = blocking("releasing the container's storage", move || {
+        release_storage_now(&snapshots, &record)
+    })
+    .await;
+    if let Err(e) = released {
+        warn!(error = %e, "releasing a container's storage failed");
+    }
+    d.layer_gc.request();
+}
+
+fn release_storage_now(snapshots: &longshore_snapshot::Snapshotter, record: &ContainerRecord) {
     let rootfs = record.state_dir.join("rootfs");
     if let Err(e) = pod::teardown::unmount(&rootfs) {
         warn!(container = %record.id, error = %e, "cannot unmount the container's root");
     }
-    if let Err(e) = d.snapshots.remove(&record.id) {
+    if let Err(e) = snapshots.remove(&record.id) {
         warn!(container = %record.id, error = %e, "cannot remove the writable layer");
-    }
-    // Layers of images removed while this container used them can go now.
-    if let Err(e) = d.snapshots.gc() {
-        warn!(container = %record.id, error = %e, "layer garbage collection failed");
     }
     match std::fs::remove_dir_all(&record.state_dir) {
         Ok(()) => {}

@@ -34,7 +34,7 @@ pub(super) async fn start_container(
     match start(d, &container).await {
         Ok(()) => Ok(StartContainerResponse {}),
         Err(status) => {
-            record_start_failure(d, &container, &status);
+            record_start_failure(d, &container, &status).await;
             Err(status)
         }
     }
@@ -43,21 +43,22 @@ pub(super) async fn start_container(
 async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcError> {
     let record = container.snapshot();
     let resources = super::container_status::current_resources(container);
-    container::cgroup::create(d, &record, resources.as_ref())?;
+    container::cgroup::create(d, &record, resources.as_ref()).await?;
     let started = container::monitor::spawn(d, container).await;
     let started = match started {
         Ok(s) => s,
         Err(status) => {
-            let _ = container::cgroup::remove(d, &record);
+            let _ = container::cgroup::remove(d, &record).await;
             return Err(status);
         }
     };
-    let record = container.update(|r| {
-        r.state = ContainerState::Running;
-        r.pid = started.pid;
-        r.started_at = started.started_at;
-    });
-    d.store.put_container(&record).map_err(RpcError::from)?;
+    d.state
+        .update_container(container, |r| {
+            r.state = ContainerState::Running;
+            r.pid = started.pid;
+            r.started_at = started.started_at;
+        })
+        .await?;
     info!(container = %container.id, pid = started.pid, "container started");
     container_events::emit(d, container, ContainerEventType::ContainerStartedEvent);
     container::exit::watch(d.clone(), container.clone());
@@ -65,18 +66,22 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcErr
 }
 
 /// A container that failed to start is exited with reason StartError, as containerd reports it.
-fn record_start_failure(d: &Daemon, container: &Container, status: &RpcError) {
-    let record = container.update(|r| {
-        r.state = ContainerState::Exited;
-        r.exit = Some(ExitInfo {
-            code: 128,
-            finished_at: now_nanos(),
-            reason: "StartError".into(),
-            message: status.message().to_string(),
-        });
-    });
+async fn record_start_failure(d: &Daemon, container: &Container, status: &RpcError) {
+    let exit = ExitInfo {
+        code: 128,
+        finished_at: now_nanos(),
+        reason: "StartError".into(),
+        message: status.message().to_string(),
+    };
+    let recorded = d
+        .state
+        .update_container(container, |r| {
+            r.state = ContainerState::Exited;
+            r.exit = Some(exit);
+        })
+        .await;
     container.exited.send_replace(true);
-    if let Err(e) = d.store.put_container(&record) {
+    if let Err(e) = recorded {
         warn!(container = %container.id, error = %e, "cannot record the start failure");
     }
     container_events::emit(d, container, ContainerEventType::ContainerStoppedEvent);

@@ -50,7 +50,7 @@ pub(crate) async fn stop(
         }
     }
     let record = container.snapshot();
-    if let Err(e) = container::cgroup::kill_all(d, &record) {
+    if let Err(e) = container::cgroup::kill_all(d, &record).await {
         warn!(container = %container.id, error = %e, "killing the cgroup failed; signalling the process");
     }
     container::monitor::signal(container, libc::SIGKILL).await?;

@@ -36,8 +36,9 @@ pub(super) async fn update_container_resources(
         })
         .await??;
     }
-    let record = container.update(|r| r.resources = resources.encode_to_vec());
-    d.store.put_container(&record).map_err(RpcError::from)?;
+    d.state
+        .update_container(&container, |r| r.resources = resources.encode_to_vec())
+        .await?;
     info!(container = %container.id, "resources updated");
     Ok(UpdateContainerResourcesResponse {})
 }

@@ -9,7 +9,6 @@ use tracing::info;
 use super::{container_remove, lookup, pod, sandbox_stop};
 use crate::api::{RemovePodSandboxRequest, RemovePodSandboxResponse};
 use crate::daemon::Daemon;
-use crate::state::Pod;
 
 pub(super) async fn remove_pod_sandbox(
     d: &Arc<Daemon>,
@@ -25,12 +24,7 @@ pub(super) async fn remove_pod_sandbox(
     }
     let record = pod.snapshot();
     pod::teardown::release(d, &record).await?;
-    d.store.delete_pod(&pod.id).map_err(RpcError::from)?;
-    d.pods
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&pod.id);
-    d.names.release(&Pod::full_name(&pod.config), &pod.id);
+    d.state.remove_pod(&pod).await?;
     info!(pod = %pod.id, "pod sandbox removed");
     Ok(RemovePodSandboxResponse {})
 }

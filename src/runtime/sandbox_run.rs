@@ -27,7 +27,7 @@ pub(super) async fn run_pod_sandbox(
     validate::runtime_handler(d, &req.runtime_handler)?;
     let id = new_id();
     let full_name = Pod::full_name(&config);
-    d.names.reserve(&full_name, &id).map_err(|holder| {
+    d.state.reserve_name(&full_name, &id).map_err(|holder| {
         RpcError::already_exists(format!(
             "pod sandbox name {full_name:?} is reserved for {holder}"
         ))
@@ -48,7 +48,7 @@ pub(super) async fn run_pod_sandbox(
         Err(status) => {
             // A pod that could not be undone stays listed (NotReady) and keeps its name.
             if d.pod(&id).is_none() {
-                d.names.release(&full_name, &id);
+                d.state.release_name(&full_name, &id);
             }
             Err(status)
         }
@@ -88,74 +88,92 @@ async fn make_pod(
     let mut record = PodRecord {
         id: id.clone(),
         state: PodState::NotReady,
+        creating: true,
         created_at: now_nanos(),
         config: config.encode_to_vec(),
         runtime_handler,
-        state_dir: state_dir.clone(),
+        state_dir,
         ..Default::default()
     };
-    let built = build_pod(&d, &config, &mut record).await.and_then(|()| {
-        let mut ready = record.clone();
-        ready.state = PodState::Ready;
-        d.store.put_pod(&ready).map_err(RpcError::from)?;
-        Pod::from_record(ready).map_err(RpcError::from)
-    });
-    match built {
-        Ok(pod) => {
-            d.pods
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, Arc::new(pod));
-            Ok(())
+    pod::cgroup::plan(&d, &config, &mut record)?;
+    // The intent: durable before the first namespace, mount, process or cgroup exists, so a
+    // crash at any later point leaves a record that says what to undo.
+    d.state.record_pod(&record).await?;
+    let made = match build_pod(&d, &config, &mut record).await {
+        Ok(()) => {
+            let mut ready = record.clone();
+            ready.state = PodState::Ready;
+            ready.creating = false;
+            d.state
+                .add_pod(ready)
+                .await
+                .map(drop)
+                .map_err(RpcError::from)
         }
-        Err(status) => {
-            undo(&d, record).await;
-            Err(status)
-        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = made {
+        undo(&d, record).await;
+        return Err(e);
     }
+    Ok(())
 }
 
 /// Undoes whatever a failed RunPodSandbox made, in reverse (every step is safe on a half-made
 /// pod), and forgets the record. If something cannot be undone, the pod is kept as NotReady so
 /// kubelet's StopPodSandbox/RemovePodSandbox can retry instead of it leaking.
-async fn undo(d: &Arc<Daemon>, record: PodRecord) {
+pub(crate) async fn undo(d: &Arc<Daemon>, mut record: PodRecord) {
     let id = record.id.clone();
     match pod::teardown::release(d, &record).await {
         Ok(()) => {
-            if let Err(e) = d.store.delete_pod(&id) {
+            if let Err(e) = d.state.forget_pod(&id).await {
                 warn!(pod = %id, error = %e, "cannot forget the record of a failed pod");
             }
         }
         Err(e) => {
             warn!(pod = %id, error = %e, "cleaning up a failed pod left something behind; keeping it NotReady");
-            if let Err(e) = d.store.put_pod(&record) {
-                warn!(pod = %id, error = %e, "cannot persist the failed pod's record");
-            }
-            match Pod::from_record(record) {
-                Ok(pod) => {
-                    d.pods
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id, Arc::new(pod));
-                }
-                Err(e) => warn!(pod = %id, error = %e, "cannot keep the failed pod"),
+            record.creating = false;
+            record.state = PodState::NotReady;
+            if let Err(e) = d.state.add_pod(record).await {
+                warn!(pod = %id, error = %e, "cannot keep the failed pod");
             }
         }
     }
 }
 
 /// Makes each part of the pod, noting it in `record` as soon as it exists so a failure can be
-/// undone precisely.
+/// undone precisely: the local parts in one go on the blocking pool, then the network.
 async fn build_pod(
     d: &Arc<Daemon>,
     config: &PodSandboxConfig,
     record: &mut PodRecord,
 ) -> Result<(), RpcError> {
-    let ns = PodNamespaces::of(config);
     // Checked before anything is made; `None` for host-network pods, which skip CNI.
-    let network = (!ns.host_network)
+    let network = (!PodNamespaces::of(config).host_network)
         .then(|| pod::network::request(config, &record.id))
         .transpose()?;
+    let (d2, config2, mut local) = (d.clone(), config.clone(), record.clone());
+    let (local, made) = blocking("making the pod", move || {
+        let made = make_local(&d2, &config2, &mut local);
+        (local, made)
+    })
+    .await?;
+    *record = local;
+    made?;
+    if let Some(network) = network {
+        pod::network::attach(d, network, record).await?;
+    }
+    crate::crash_point::crash_point("run_pod_sandbox:network");
+    Ok(())
+}
+
+/// The pod's state folder, pinned namespaces, PID 1, /dev/shm, files and cgroup.
+fn make_local(
+    d: &Daemon,
+    config: &PodSandboxConfig,
+    record: &mut PodRecord,
+) -> Result<(), RpcError> {
+    let ns = PodNamespaces::of(config);
     std::fs::create_dir_all(&record.state_dir)
         .with_context(|| format!("creating {}", record.state_dir.display()))?;
     let hostname = pod_hostname(config, ns.host_network);
@@ -177,11 +195,7 @@ async fn build_pod(
         sysctls,
     };
     let ns_dir = record.state_dir.join("ns");
-    let pinned = blocking("pinning namespaces", move || {
-        longshore_namespaces::pin(&ns_dir, &request)
-    })
-    .await?
-    .map_err(|e| {
+    let pinned = longshore_namespaces::pin(&ns_dir, &request).map_err(|e| {
         let context = match e {
             longshore_namespaces::NamespaceError::Sysctl { .. } => "linux.sysctls",
             _ => "making pod namespaces",
@@ -193,15 +207,12 @@ async fn build_pod(
     record.utsns = pinned.uts;
 
     if ns.pid == NamespaceMode::Pod {
-        let exe = d.helper_exe.clone();
-        let dir = record.state_dir.join("ns");
-        let init = blocking("starting pod init", move || PodInit::start(&exe, &dir))
-            .await?
-            .context("starting the pod's PID 1")?;
+        let init = PodInit::start(&d.helper_exe, &ns_dir).context("starting the pod's PID 1")?;
         record.pod_init_pid = Some(init.pid);
         record.pidns = Some(init.pin);
     }
 
+    crate::crash_point::crash_point("run_pod_sandbox:namespaces");
     if !ns.host_ipc {
         let shm = record.state_dir.join("shm");
         mount_shm(&shm, d.config.containers.shm_size.0)?;
@@ -210,12 +221,9 @@ async fn build_pod(
     pod::files::write(&record.state_dir, config, &hostname, ns.host_network)
         .context("writing pod files")?;
 
-    pod::cgroup::create(d, config, record)?;
+    pod::cgroup::create(d, record)?;
     if let Some(pid) = record.pod_init_pid {
         pod::cgroup::add_process(d, record, pid)?;
-    }
-    if let Some(network) = network {
-        pod::network::attach(d, network, record).await?;
     }
     Ok(())
 }

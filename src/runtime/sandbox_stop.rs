@@ -31,12 +31,13 @@ pub(crate) async fn stop(d: &Arc<Daemon>, pod: &Arc<Pod>) -> Result<(), RpcError
     }
     let record = pod.snapshot();
     pod::teardown::stop(d, &record).await?;
-    let record = pod.update(|r| {
-        r.state = PodState::NotReady;
-        r.network_attached = false;
-        r.pod_init_pid = None;
-    });
-    d.store.put_pod(&record).map_err(RpcError::from)?;
+    d.state
+        .update_pod(pod, |r| {
+            r.state = PodState::NotReady;
+            r.network_attached = false;
+            r.pod_init_pid = None;
+        })
+        .await?;
     info!(pod = %pod.id, "pod sandbox stopped");
     Ok(())
 }

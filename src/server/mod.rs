@@ -124,6 +124,7 @@ async fn run(config: Config) -> Result<()> {
         .max_encoding_message_size(max);
     let metrics = start_metrics(&daemon).await?;
     let trimmer = allocator::spawn_trimmer();
+    let layer_gc = crate::layer_gc::LayerGc::spawn(&daemon);
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let shutdown = async {
         shutdown_signal().await;
@@ -139,6 +140,7 @@ async fn run(config: Config) -> Result<()> {
         task.abort();
     }
     trimmer.abort();
+    layer_gc.abort();
     daemon.shutdown().await;
     socket::remove(&socket_path);
     info!("longshore stopped; containers keep running under their monitors");

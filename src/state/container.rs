@@ -69,6 +69,9 @@ pub struct ContainerRecord {
     pub cgroup: String,
     /// Host PID of its process while running.
     pub pid: i32,
+    /// True from before the first part is made until the RPC that makes it finishes: a record
+    /// still creating at start was cut short by a crash, and recovery undoes what it names.
+    pub creating: bool,
     /// The handler that runs it ("" for the embedded executor).
     pub runtime_handler: String,
     /// The uid its process runs as.
@@ -93,8 +96,8 @@ pub struct Container {
     pub pod_id: String,
     /// The config kubelet sent; never changes.
     pub config: ContainerConfig,
-    /// The mutable record, written through to the database.
-    pub record: RwLock<ContainerRecord>,
+    /// The mutable record; changed only through [`super::Store`], which persists each change.
+    pub(super) record: RwLock<ContainerRecord>,
     /// Serialises lifecycle operations on this container.
     pub lifecycle: tokio::sync::Mutex<()>,
     /// Flips to `true` once the container's exit is recorded; StopContainer waits on it.
@@ -132,13 +135,6 @@ impl Container {
     /// Reads fields of the current record under its lock, without copying the whole record.
     pub fn read<R>(&self, read: impl FnOnce(&ContainerRecord) -> R) -> R {
         read(&self.record.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Changes the record in place and returns the changed copy (to persist).
-    pub fn update(&self, change: impl FnOnce(&mut ContainerRecord)) -> ContainerRecord {
-        let mut record = self.record.write().unwrap_or_else(|p| p.into_inner());
-        change(&mut record);
-        record.clone()
     }
 
     /// The container's state.

@@ -13,7 +13,7 @@ const PODS: TableDefinition<&str, &[u8]> = TableDefinition::new("pods");
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 
 /// Why a record could not be read or written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database refused.
     #[error("state database: {0}")]
@@ -27,12 +27,12 @@ pub enum StoreError {
         reason: String,
     },
     /// A stored record does not parse.
-    #[error("state record {id}: {source}")]
+    #[error("state record {id}: {reason}")]
     Decode {
         /// The record's id.
         id: String,
         /// The JSON error.
-        source: serde_json::Error,
+        reason: String,
     },
 }
 
@@ -42,11 +42,31 @@ impl longshore_error::Classify for StoreError {
     }
 }
 
+/// One change to the records, as the writer applies it.
+pub(super) enum Op {
+    /// Write a pod record (JSON).
+    PutPod(String, Vec<u8>),
+    /// Forget a pod.
+    DeletePod(String),
+    /// Write a container record (JSON).
+    PutContainer(String, Vec<u8>),
+    /// Forget a container.
+    DeleteContainer(String),
+}
+
+/// A record as the database stores it.
+pub(super) fn encode<T: Serialize>(id: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Decode {
+        id: id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
-/// Write-through persistence of pod and container records.
+/// The pod and container tables: read at start, written only by the record writer.
 #[derive(Clone)]
 pub struct RecordStore {
     db: Arc<Database>,
@@ -62,26 +82,6 @@ impl RecordStore {
         Ok(RecordStore { db })
     }
 
-    /// Writes (or replaces) a pod record.
-    pub fn put_pod(&self, record: &PodRecord) -> Result<(), StoreError> {
-        self.put(PODS, &record.id, record)
-    }
-
-    /// Writes (or replaces) a container record.
-    pub fn put_container(&self, record: &ContainerRecord) -> Result<(), StoreError> {
-        self.put(CONTAINERS, &record.id, record)
-    }
-
-    /// Deletes a pod record; a missing one is fine.
-    pub fn delete_pod(&self, id: &str) -> Result<(), StoreError> {
-        self.delete(PODS, id)
-    }
-
-    /// Deletes a container record; a missing one is fine.
-    pub fn delete_container(&self, id: &str) -> Result<(), StoreError> {
-        self.delete(CONTAINERS, id)
-    }
-
     /// Every pod record.
     pub fn pods(&self) -> Result<Vec<PodRecord>, StoreError> {
         self.all(PODS)
@@ -92,29 +92,23 @@ impl RecordStore {
         self.all(CONTAINERS)
     }
 
-    fn put<T: Serialize>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        id: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Decode {
-            id: id.to_string(),
-            source,
-        })?;
+    /// Applies `ops` in one transaction: all or none.
+    pub(super) fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
-            let mut t = tx.open_table(table).map_err(db_err)?;
-            t.insert(id, bytes.as_slice()).map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
-    }
-
-    fn delete(&self, table: TableDefinition<&str, &[u8]>, id: &str) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(table).map_err(db_err)?;
-            t.remove(id).map_err(db_err)?;
+            let mut pods = tx.open_table(PODS).map_err(db_err)?;
+            let mut containers = tx.open_table(CONTAINERS).map_err(db_err)?;
+            for op in ops {
+                match op {
+                    Op::PutPod(id, bytes) => pods.insert(id.as_str(), bytes.as_slice()).map(drop),
+                    Op::DeletePod(id) => pods.remove(id.as_str()).map(drop),
+                    Op::PutContainer(id, bytes) => {
+                        containers.insert(id.as_str(), bytes.as_slice()).map(drop)
+                    }
+                    Op::DeleteContainer(id) => containers.remove(id.as_str()).map(drop),
+                }
+                .map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }
@@ -128,11 +122,10 @@ impl RecordStore {
         let mut out = Vec::new();
         for entry in t.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
-            let record =
-                serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
-                    id: k.value().to_string(),
-                    source,
-                })?;
+            let record = serde_json::from_slice(v.value()).map_err(|e| StoreError::Decode {
+                id: k.value().to_string(),
+                reason: e.to_string(),
+            })?;
             out.push(record);
         }
         Ok(out)

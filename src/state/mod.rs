@@ -1,15 +1,19 @@
 //! The daemon's records of pods and containers: kept in memory for fast answers and written
 //! through to the embedded `redb` database, so a restarted daemon finds everything again.
+//! [`Store`] owns them all; its record writer is the only code that writes the tables.
 
 mod container;
 mod db;
 mod names;
 mod pod;
+mod store;
+mod writer;
 
 pub use container::{Container, ContainerRecord, ContainerState, ExitInfo};
 pub use db::{RecordStore, StoreError};
 pub use names::NameRegistry;
 pub use pod::{Pod, PodRecord, PodState};
+pub use store::Store;
 
 /// Nanoseconds since the Unix epoch, as CRI timestamps are.
 pub fn now_nanos() -> i64 {

@@ -47,6 +47,9 @@ pub struct PodRecord {
     pub pod_init_pid: Option<i32>,
     /// The pod's cgroup (absolute path inside the hierarchy).
     pub cgroup: String,
+    /// True from before the first part is made until the RPC that makes it finishes: a record
+    /// still creating at start was cut short by a crash, and recovery undoes what it names.
+    pub creating: bool,
     /// Whether Longshore created the pod cgroup (and so removes it).
     pub owns_cgroup: bool,
     /// Pod IPs, primary first.
@@ -63,8 +66,8 @@ pub struct Pod {
     pub id: String,
     /// The config kubelet sent; never changes.
     pub config: PodSandboxConfig,
-    /// The mutable record, written through to the database.
-    pub record: RwLock<PodRecord>,
+    /// The mutable record; changed only through [`super::Store`], which persists each change.
+    pub(super) record: RwLock<PodRecord>,
     /// Serialises lifecycle operations (stop, remove, container create) on this pod.
     pub lifecycle: tokio::sync::Mutex<()>,
 }
@@ -92,13 +95,6 @@ impl Pod {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// Changes the record in place and returns the changed copy (to persist).
-    pub fn update(&self, change: impl FnOnce(&mut PodRecord)) -> PodRecord {
-        let mut record = self.record.write().unwrap_or_else(|p| p.into_inner());
-        change(&mut record);
-        record.clone()
     }
 
     /// The pod's state.

@@ -115,7 +115,7 @@ impl TestDaemon {
         let socket = dir.path().join("state/longshore.sock");
         let log_dir = dir.path().join("logs");
         std::fs::create_dir_all(&log_dir).unwrap();
-        let child = spawn(&config_file, dir.path());
+        let child = spawn(&config_file, dir.path(), &[]);
         let client = connect(&socket).await;
         TestDaemon {
             dir,
@@ -132,10 +132,30 @@ impl TestDaemon {
 
     /// Stops the daemon with SIGTERM (containers keep running) and starts it again.
     pub async fn restart(&mut self) {
+        self.restart_with_env(&[]).await;
+    }
+
+    /// Restarts the daemon with extra environment variables (a crash point).
+    pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         self.stop_process(libc::SIGTERM);
-        let child = spawn(&self.config_file, self.dir.path());
+        let child = spawn(&self.config_file, self.dir.path(), env);
         self.child = Some(child);
         self.client = connect(&self.socket).await;
+    }
+
+    /// Waits for the daemon process to end by itself (at a crash point), for at most `within`.
+    pub fn wait_for_daemon_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(_))) | None => {
+                    self.child = None;
+                    return true;
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        false
     }
 
     /// Stops the daemon process only, with `signal`.
@@ -309,19 +329,36 @@ impl TestDaemon {
 
     /// Asserts that no mount, cgroup or monitor process of this daemon is left.
     pub fn assert_nothing_left(&self) {
+        let left = self.leftovers();
+        assert!(left.is_empty(), "{}", left.join("\n"));
+    }
+
+    /// Like [`TestDaemon::assert_nothing_left`], for cleanup that runs in the background (after
+    /// a restart): polls until nothing is left or `within` passes.
+    pub async fn assert_nothing_left_within(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline && !self.leftovers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.assert_nothing_left();
+    }
+
+    /// What the daemon's pods and containers left: mounts, state folders, cgroups, processes.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
         let dir = self.dir.path().to_string_lossy().to_string();
         let mounts = longshore_testkit::mounts::mounted_under(self.dir.path());
-        assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
-        let pods_dir = self.dir.path().join("state/pods");
-        let left: Vec<_> = std::fs::read_dir(&pods_dir)
-            .map(|r| r.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "pod state left: {left:?}");
-        let containers_dir = self.dir.path().join("state/containers");
-        let left: Vec<_> = std::fs::read_dir(&containers_dir)
-            .map(|r| r.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "container state left: {left:?}");
+        if !mounts.is_empty() {
+            left.push(format!("mounts left: {mounts:#?}"));
+        }
+        for (what, sub) in [("pod", "state/pods"), ("container", "state/containers")] {
+            let entries: Vec<_> = std::fs::read_dir(self.dir.path().join(sub))
+                .map(|r| r.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            if !entries.is_empty() {
+                left.push(format!("{what} state left: {entries:?}"));
+            }
+        }
         // The default parent (`/pods`, like kubelet's `/kubepods`) may stay, empty.
         let cgroups: Vec<_> = self
             .cgroups
@@ -335,13 +372,18 @@ impl TestDaemon {
                 }
             })
             .collect();
-        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+        if !cgroups.is_empty() {
+            left.push(format!("cgroups left: {cgroups:?}"));
+        }
         let daemon = self.child.as_ref().map(|c| c.id() as i32);
         let procs: Vec<i32> = processes_mentioning(&dir)
             .into_iter()
             .filter(|p| Some(*p) != daemon)
             .collect();
-        assert!(procs.is_empty(), "processes left: {procs:?}");
+        if !procs.is_empty() {
+            left.push(format!("processes left: {procs:?}"));
+        }
+        left
     }
 }
 
@@ -428,7 +470,7 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
     out
 }
 
-fn spawn(config_file: &Path, dir: &Path) -> Child {
+fn spawn(config_file: &Path, dir: &Path, env: &[(&str, &str)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -438,6 +480,7 @@ fn spawn(config_file: &Path, dir: &Path) -> Child {
         .args(["serve", "--config"])
         .arg(config_file)
         .env("RUST_LOG", "debug")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -22,6 +22,7 @@ mod invoke;
 mod netconf;
 mod netns;
 mod ops;
+mod orphans;
 mod pod;
 mod result;
 mod version;
@@ -35,6 +36,7 @@ use serde_json::{Map, Value};
 pub use bandwidth::{Bandwidth, EGRESS_ANNOTATION, INGRESS_ANNOTATION};
 pub use confdir::{REASON_INVALID_CONFIG, REASON_NO_CONFIG, REASON_PLUGIN_NOT_FOUND};
 pub use error::{Error, PluginFailure, Result};
+pub use orphans::{plugins_running_for, wait_for_plugins};
 pub use pod::{DEFAULT_IFNAME, DnsConfig, PodNetwork, PortMapping, Protocol};
 pub use result::{Cidr, Dns, Interface, IpConfig, NetworkResult, Route};
 

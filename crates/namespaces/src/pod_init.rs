@@ -34,8 +34,10 @@ impl PodInit {
     /// Runs `<exe> pod-init` (the daemon's own binary), waits for it to report its PID 1, and pins
     /// that process's PID namespace at `<dir>/pid`.
     pub fn start(exe: &Path, dir: &Path) -> Result<PodInit, NamespaceError> {
+        // The folder goes on its command line only so that `ps` shows which pod it serves.
         let output = Command::new(exe)
             .arg("pod-init")
+            .arg(dir)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .output()
@@ -90,6 +92,25 @@ impl PodInit {
         Ok(())
     }
 
+    /// Kills every process in the PID namespace pinned in `dir` and releases the pin, for a
+    /// pod whose PID 1 was never recorded (a daemon that died between starting it and noting
+    /// its PID). Returns how many processes were killed; safe when nothing is pinned.
+    pub fn stop_pinned(dir: &Path) -> Result<usize, NamespaceError> {
+        let pin = dir.join(PID_PIN);
+        let Ok(pinned) = std::fs::metadata(&pin) else {
+            return Ok(0);
+        };
+        let mut killed = 0;
+        for pid in pids_in_namespace(pinned.dev(), pinned.ino()) {
+            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                killed += 1;
+            }
+        }
+        // The namespace's PID 1 may be one we did not see start; stop() releases the pin.
+        PodInit::stop(0, dir)?;
+        Ok(killed)
+    }
+
     /// Whether the pod's PID 1 still runs.
     pub fn is_alive(pid: i32, dir: &Path) -> bool {
         same_namespace(pid, &dir.join(PID_PIN))
@@ -122,6 +143,21 @@ fn same_namespace(pid: i32, pin: &Path) -> bool {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
     }
+}
+
+/// Host PIDs of the processes whose PID namespace is the file (`dev`, `ino`).
+fn pids_in_namespace(dev: u64, ino: u64) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+        })
+        .collect()
 }
 
 fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {

@@ -161,3 +161,36 @@ fn pod_init_holds_a_pid_namespace_until_stopped() {
     assert!(mounted_under(&dir).is_empty());
     PodInit::stop(init.pid, &dir).unwrap();
 }
+
+#[test]
+fn a_pod_init_whose_pid_was_lost_is_found_through_its_pin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ns");
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_longshore-pod-init"));
+    let init = PodInit::start(&exe, &dir).unwrap();
+    struct Stop(i32, PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = PodInit::stop(self.0, &self.1);
+        }
+    }
+    let _stop = Stop(init.pid, dir.clone());
+    // As after a crash: only the pin is known.
+    assert_eq!(PodInit::stop_pinned(&dir).unwrap(), 1);
+    let gone = (0..100).any(|_| {
+        let alive = std::fs::metadata(format!("/proc/{}", init.pid)).is_ok()
+            && std::fs::read_to_string(format!("/proc/{}/stat", init.pid))
+                .is_ok_and(|s| !s.contains(") Z "));
+        if alive {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        !alive
+    });
+    assert!(gone, "pod init {} still runs", init.pid);
+    assert!(mounted_under(&dir).is_empty());
+    assert_eq!(
+        PodInit::stop_pinned(&dir).unwrap(),
+        0,
+        "nothing pinned any more"
+    );
+}

@@ -283,6 +283,30 @@ impl Snapshotter {
         self.remove_lease(&container_lease(container_id))
     }
 
+    /// Every container that has a writable layer or a lease here: what a start-up sweep
+    /// compares with the daemon's records to find layers nobody owns.
+    pub fn containers(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .lease_owners()?
+            .into_iter()
+            .filter_map(|owner| owner.strip_prefix("container:").map(str::to_string))
+            .collect();
+        let dir = self.root.join(CONTAINERS_DIR);
+        let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
+            op: "listing",
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// Bytes and inodes of a container's writable layer.
     pub fn usage(&self, container_id: &str) -> Result<(u64, u64)> {
         let upper = self.container_dir(container_id)?.join(UPPER_DIR);

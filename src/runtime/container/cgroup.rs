@@ -1,8 +1,10 @@
 //! A container's cgroup, a child of its pod's: made at start with the requested resources,
 //! killed at stop, removed at exit or removal.
 
-use crate::server::RpcError;
+use std::sync::Arc;
+
 use crate::server::status::RpcContext;
+use crate::server::{RpcError, blocking};
 use longshore_cgroups::{Cgroup, CgroupPath, HugepageLimit, Resources};
 
 use crate::api::LinuxContainerResources;
@@ -62,8 +64,20 @@ pub(crate) fn resources(r: &LinuxContainerResources) -> Resources {
     }
 }
 
-/// Makes the container's cgroup and applies its resources.
-pub(crate) fn create(
+/// Makes the container's cgroup and applies its resources (on the blocking pool).
+pub(crate) async fn create(
+    d: &Arc<Daemon>,
+    record: &ContainerRecord,
+    r: Option<&LinuxContainerResources>,
+) -> Result<(), RpcError> {
+    let (d, record, r) = (d.clone(), record.clone(), r.cloned());
+    blocking("creating the container's cgroup", move || {
+        create_now(&d, &record, r.as_ref())
+    })
+    .await?
+}
+
+fn create_now(
     d: &Daemon,
     record: &ContainerRecord,
     r: Option<&LinuxContainerResources>,
@@ -94,8 +108,17 @@ pub(crate) fn update(
     cgroup.apply(&resources(r)).context("linux resources")
 }
 
-/// SIGKILLs every process in the container's cgroup.
-pub(crate) fn kill_all(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
+/// SIGKILLs every process in the container's cgroup and waits until none is left (on the
+/// blocking pool: the wait polls cgroupfs).
+pub(crate) async fn kill_all(d: &Arc<Daemon>, record: &ContainerRecord) -> Result<(), RpcError> {
+    let (d, record) = (d.clone(), record.clone());
+    blocking("killing the container's cgroup", move || {
+        kill_all_now(&d, &record)
+    })
+    .await?
+}
+
+fn kill_all_now(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
     let Some(cgroup) = open(d, record)? else {
         return Ok(());
     };
@@ -107,8 +130,17 @@ pub(crate) fn kill_all(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcEr
         .with_context(|| format!("killing cgroup {}", record.cgroup))
 }
 
-/// Removes the container's cgroup; a missing one is fine.
-pub(crate) fn remove(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
+/// Removes the container's cgroup; a missing one is fine (on the blocking pool: rmdir may
+/// wait for the kernel to let go of exiting processes).
+pub(crate) async fn remove(d: &Arc<Daemon>, record: &ContainerRecord) -> Result<(), RpcError> {
+    let (d, record) = (d.clone(), record.clone());
+    blocking("removing the container's cgroup", move || {
+        remove_now(&d, &record)
+    })
+    .await?
+}
+
+fn remove_now(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
     let Some(cgroup) = open(d, record)? else {
         return Ok(());
     };

@@ -7,31 +7,35 @@ use tracing::{info, warn};
 use crate::api::ContainerEventType;
 use crate::daemon::Daemon;
 use crate::runtime::{container, container_events};
-use crate::state::{Container, ContainerState, ExitInfo};
+use crate::state::{Container, ContainerRecord, ContainerState, ExitInfo};
 
 /// Spawns the task that waits for this container's exit.
 pub(crate) fn watch(d: Arc<Daemon>, container: Arc<Container>) {
     tokio::spawn(async move {
         let exit = container::monitor::wait_exit(&container).await;
-        record_exit(&d, &container, exit);
+        record_exit(&d, &container, exit).await;
     });
 }
 
 /// Records an exit: state, code, reason; frees the cgroup; tells subscribers.
-pub(crate) fn record_exit(d: &Daemon, container: &Container, exit: ExitInfo) {
+pub(crate) async fn record_exit(d: &Arc<Daemon>, container: &Container, exit: ExitInfo) {
     if container.state() == ContainerState::Exited {
         return;
     }
     info!(container = %container.id, code = exit.code, reason = %exit.reason, "container exited");
-    let record = container.update(|r| {
+    let change = |r: &mut ContainerRecord| {
         r.state = ContainerState::Exited;
         r.pid = 0;
         r.exit = Some(exit);
-    });
-    if let Err(e) = d.store.put_container(&record) {
-        warn!(container = %container.id, error = %e, "cannot persist the exit");
-    }
-    if let Err(e) = container::cgroup::remove(d, &record) {
+    };
+    let record = match d.state.update_container(container, change).await {
+        Ok(record) => record,
+        Err(e) => {
+            warn!(container = %container.id, error = %e, "cannot persist the exit");
+            container.snapshot()
+        }
+    };
+    if let Err(e) = container::cgroup::remove(d, &record).await {
         warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
     }
     container.exited.send_replace(true);
@@ -40,7 +44,7 @@ pub(crate) fn record_exit(d: &Daemon, container: &Container, exit: ExitInfo) {
 
 /// After a restart: re-attaches to a running container's monitor, or records the exit it left.
 /// Returns whether the container still runs.
-pub fn recover_container(d: &Arc<Daemon>, container: &Arc<Container>) -> bool {
+pub async fn recover_container(d: &Arc<Daemon>, container: &Arc<Container>) -> bool {
     if container.state() != ContainerState::Running {
         return false;
     }
@@ -58,6 +62,6 @@ pub fn recover_container(d: &Arc<Daemon>, container: &Arc<Container>) -> bool {
             message: "the container's monitor was gone when the daemon restarted".into(),
         },
     };
-    record_exit(d, container, exit);
+    record_exit(d, container, exit).await;
     false
 }

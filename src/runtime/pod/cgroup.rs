@@ -13,8 +13,9 @@ use crate::state::PodRecord;
 /// not hold processes itself.
 const POD_INIT_LEAF: &str = "pod-init";
 
-/// Resolves and makes the pod's cgroup, noting in the record whether Longshore made it.
-pub(crate) fn create(
+/// Resolves the pod's cgroup into the record, and whether Longshore will make it (kubelet
+/// makes the ones it names first). Makes nothing: the record is persisted before anything is.
+pub(crate) fn plan(
     d: &Daemon,
     config: &PodSandboxConfig,
     record: &mut PodRecord,
@@ -25,13 +26,19 @@ pub(crate) fn create(
         .map(|l| l.cgroup_parent.as_str())
         .unwrap_or("");
     let path = pod_path(d, parent, &record.id)?;
-    let existed = Cgroup::open(&d.hierarchy, &path)
+    let exists = Cgroup::open(&d.hierarchy, &path)
         .map(|c| c.exists())
         .unwrap_or(false);
+    record.cgroup = path.as_str().to_string();
+    record.owns_cgroup = !exists;
+    Ok(())
+}
+
+/// Makes the pod's cgroup that [`plan`] resolved.
+pub(crate) fn create(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
+    let path = CgroupPath::new(&record.cgroup)?;
     Cgroup::create(&d.hierarchy, &path)
         .with_context(|| format!("creating pod cgroup {}", path.as_str()))?;
-    record.cgroup = path.as_str().to_string();
-    record.owns_cgroup = !existed;
     Ok(())
 }
 

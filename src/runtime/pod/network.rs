@@ -56,8 +56,9 @@ pub(crate) async fn attach(
         .clone()
         .ok_or_else(|| RpcError::internal("a pod with its own network has no pinned netns"))?;
     record.network_attached = true;
-    d.store
-        .put_pod(record)
+    d.state
+        .record_pod(record)
+        .await
         .context("recording the pod before its network")?;
     let cni = d.cni.clone();
     let result = tokio::spawn(async move { cni.setup(&network).await })

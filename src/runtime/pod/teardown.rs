@@ -1,6 +1,7 @@
 //! Taking a pod apart, step by step, each step safe to repeat and safe on a half-made pod.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::server::status::RpcContext;
 use crate::server::{RpcError, blocking};
@@ -23,19 +24,23 @@ pub(crate) async fn stop(d: &Daemon, record: &PodRecord) -> Result<(), RpcError>
 
 /// Everything: network, PID 1, /dev/shm, pinned namespaces, cgroup, state folder. CNI DEL runs
 /// before the netns is unpinned, so plugins still see the pod's interface and addresses.
-pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
+pub(crate) async fn release(d: &Arc<Daemon>, record: &PodRecord) -> Result<(), RpcError> {
     if record.network_attached || record.netns.is_some() {
         // Again after a stop: a no-op unless a DEL was left undone (an ADD cut short by a
         // crash, an undo that failed), which the CNI cache still knows about.
         pod::network::detach(d, record).await?;
     }
     stop_init(record).await?;
+    let (d, record) = (d.clone(), record.clone());
+    blocking("releasing the pod", move || release_local(&d, &record)).await?
+}
+
+/// The local parts, on the blocking pool: /dev/shm, pins, cgroup, state folder.
+fn release_local(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     if let Some(shm) = &record.shm {
         unmount(shm)?;
     }
-    let ns_dir = record.state_dir.join("ns");
-    blocking("unpinning", move || longshore_namespaces::unpin(&ns_dir))
-        .await?
+    longshore_namespaces::unpin(&record.state_dir.join("ns"))
         .context("releasing pod namespaces")?;
     pod::cgroup::remove(d, record)?;
     match std::fs::remove_dir_all(&record.state_dir) {
@@ -48,13 +53,44 @@ pub(crate) async fn release(d: &Daemon, record: &PodRecord) -> Result<(), RpcErr
     }
 }
 
-/// Stops the pod's PID 1, if it has one.
+/// Releases what a pod with no record left in its state folder `dir` (a crash between making
+/// something and recording it): network, PID 1, /dev/shm, pins, the folder. Logs what fails.
+pub(crate) async fn release_orphan(d: &Arc<Daemon>, dir: std::path::PathBuf) {
+    let id = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let ns = dir.join("ns");
+    let pinned = |name: &str| Some(ns.join(name)).filter(|p| p.exists());
+    let record = PodRecord {
+        id: id.clone(),
+        netns: pinned("net"),
+        ipcns: pinned("ipc"),
+        utsns: pinned("uts"),
+        pidns: pinned("pid"),
+        shm: Some(dir.join("shm")).filter(|p| p.exists()),
+        state_dir: dir,
+        ..Default::default()
+    };
+    if let Err(e) = release(d, &record).await {
+        tracing::warn!(pod = %id, error = %e, "cannot release what a pod with no record left");
+    }
+}
+
+/// Stops the pod's PID 1, if it has one: by its recorded PID, or, when a crash lost the PID,
+/// by finding every process of the PID namespace pinned in the pod's folder.
 async fn stop_init(record: &PodRecord) -> Result<(), RpcError> {
-    if let Some(pid) = record.pod_init_pid {
-        let dir = record.state_dir.join("ns");
-        blocking("stopping pod init", move || PodInit::stop(pid, &dir))
+    let dir = record.state_dir.join("ns");
+    match record.pod_init_pid {
+        Some(pid) => blocking("stopping pod init", move || PodInit::stop(pid, &dir))
             .await?
-            .context("stopping the pod's PID 1")?;
+            .context("stopping the pod's PID 1")?,
+        None => {
+            blocking("stopping pod init", move || PodInit::stop_pinned(&dir))
+                .await?
+                .context("stopping the pod's PID namespace")?;
+        }
     }
     Ok(())
 }
