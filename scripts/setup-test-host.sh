@@ -23,6 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 
+# Python grpcio for tests/grpc_python.rs: a CRI client on gRPC's C core, beside the Rust one.
+if ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check grpcio grpcio-tools 2>&1 \
+    | grep -v 'Running pip as the .root. user' || true
+  python3 -c 'import grpc, grpc_tools' || { echo "cannot install Python grpcio" >&2; exit 1; }
+fi
+
 # Debian's dynamic busybox for the test images (it conflicts with busybox-static as an installed
 # package, so it is only downloaded and unpacked).
 BUSYBOX_ROOT="${LONGSHORE_BUSYBOX_ROOT:-/var/cache/longshore-test/busybox}"

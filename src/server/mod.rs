@@ -125,7 +125,12 @@ async fn run(config: Config) -> Result<()> {
     let metrics = start_metrics(&daemon).await?;
     let trimmer = allocator::spawn_trimmer();
     let layer_gc = crate::layer_gc::LayerGc::spawn(&daemon);
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    // Every connection through AuthorityFix: gRPC's C core and grpc-java send the socket path
+    // as :authority, which h2 would refuse (crates/h2-authority).
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::UnixListenerStream::new(listener),
+        |accepted| accepted.map(longshore_h2_authority::AuthorityFix::new),
+    );
     let shutdown = async {
         shutdown_signal().await;
         // Endless streams would hold graceful shutdown open.
