@@ -48,9 +48,8 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     // The helper processes take over before clap and tokio: they must stay lean.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match args.get(1).and_then(|a| a.to_str()) {
-        Some("pod-init") => return exit_code(longshore_namespaces::pod_init_main()),
-        _ => {}
+    if args.get(1).and_then(|a| a.to_str()) == Some("pod-init") {
+        return exit_code(longshore_namespaces::pod_init_main());
     }
     let cli = Cli::parse();
     match cli.command {

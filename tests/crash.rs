@@ -4,6 +4,8 @@
 //! start-up sweep removes what no record owns. Nothing may be left: no pinned namespace, mount,
 //! pod PID 1, cgroup, IP reservation, veth, CNI cache entry or writable layer.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::time::Duration;
@@ -64,16 +66,19 @@ async fn run_pod_crashing_at(point: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_the_namespaces_leaves_nothing() {
+    longshore_testkit::require_root!();
     run_pod_crashing_at("run_pod_sandbox:namespaces").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_the_network_leaves_nothing() {
+    longshore_testkit::require_root!();
     run_pod_crashing_at("run_pod_sandbox:network").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_the_writable_layer_leaves_nothing() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     d.restart_with_env(&[(CRASH_AT_ENV, "create_container:layer")])

@@ -4,6 +4,8 @@
 //!
 //! Needs root and the test registry (`scripts/setup-test-host.sh`).
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -57,6 +59,7 @@ fn state_in(event: &ContainerEventResponse, id: &str) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_subscribers_see_a_containers_life_in_order() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(BUSYBOX).await;
     let mut first = subscribe(&d).await;
@@ -152,6 +155,7 @@ fn pids_mentioning(needle: &str) -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscriber_does_not_hold_the_daemon_at_shutdown() {
+    longshore_testkit::require_root!();
     let d = TestDaemon::start().await;
     let mut stream = subscribe(&d).await;
     let config = d.config_file.to_string_lossy().to_string();

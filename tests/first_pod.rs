@@ -2,6 +2,8 @@
 //! the registry.k8s.io mirror), run a pod, run a container that prints `hello`, read it from the
 //! CRI log, see exit 0, remove everything and check nothing is left.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::time::Duration;
@@ -12,6 +14,7 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hello_from_a_first_pod() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     let image_id = d.pull(common::BUSYBOX).await;
     assert!(image_id.starts_with("sha256:"), "{image_id}");
@@ -102,6 +105,7 @@ async fn hello_from_a_first_pod() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_clear_errors() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
 

@@ -2,6 +2,8 @@
 //! filesystem usage, whiteouts seen from inside a container, shared layers outliving their image
 //! while a container uses them, and hostile images refused without a trace.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::time::Duration;
@@ -80,6 +82,7 @@ fn pushed_digest(repo_tag: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tags_digests_and_removal() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     let id1 = d.pull(&format!("{GCR}/test-image-tags:1")).await;
     let id2 = d.pull(&format!("{GCR}/test-image-tags:2")).await;
@@ -151,6 +154,7 @@ async fn tags_digests_and_removal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn image_users_and_formats() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(&format!("{GCR}/test-image-user-uid")).await;
     let image = status(&mut d, &format!("{GCR}/test-image-user-uid:latest"))
@@ -198,6 +202,7 @@ async fn image_users_and_formats() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containers_see_whiteouts_and_keep_layers_of_removed_images() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     let (bytes0, _) = fs_used(&mut d).await;
     let image = format!("{LOCAL}/layers-shared:latest");
@@ -300,6 +305,7 @@ async fn containers_see_whiteouts_and_keep_layers_of_removed_images() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_images_are_refused_and_leave_nothing() {
+    longshore_testkit::require_root!();
     // A layer limit the decompression bomb exceeds.
     let opts = common::Options {
         registry_extra: "max_layer_size = \"64MiB\"".into(),

@@ -7,6 +7,8 @@
 //!
 //! The tests share the host's iptables, sysctls and two CPUs: they run one at a time.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::io::{Read, Write};
@@ -115,6 +117,7 @@ async fn finish(mut d: TestDaemon, host: &HostNet) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(false).await;
     let host = HostNet::new(&d);
@@ -184,6 +187,7 @@ async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_port_answers_on_localhost_and_the_bridge_and_stop_removes_its_rules() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(true).await;
     // ipMasq too: its rules are removed only if DEL runs while the netns is still pinned.
@@ -298,6 +302,7 @@ async fn a_host_port_answers_on_localhost_and_the_bridge_and_stop_removes_its_ru
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_a_pod_releases_its_ip_for_the_next_one() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(false).await;
     // A range of one address: the next pod can only get it once the last one gave it back.
@@ -382,6 +387,7 @@ async fn stopping_a_pod_releases_its_ip_for_the_next_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_plugin_fails_the_pod_with_its_message_and_leaves_nothing() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(true).await;
     // bridge (with ipMasq) and portmap succeed, then tuning refuses a non-network sysctl: the
@@ -456,6 +462,7 @@ async fn a_failing_plugin_fails_the_pod_with_its_message_and_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn network_ready_follows_the_config_dir_without_a_restart() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(false).await;
     let host = HostNet::new(&d);
@@ -512,6 +519,7 @@ async fn network_ready_follows_the_config_dir_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_network_pod_sees_the_host_interfaces_and_skips_cni() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(false).await;
     let host = HostNet::new(&d);
@@ -571,6 +579,7 @@ async fn a_host_network_pod_sees_the_host_interfaces_and_skips_cni() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dual_stack_pods_report_ipv4_first_then_ipv6() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(false).await;
     // IPv6 listed first in the config: the primary IP is still the IPv4 one.
@@ -596,6 +605,7 @@ async fn dual_stack_pods_report_ipv4_first_then_ipv6() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_gets_the_address_its_annotation_asks_for() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let mut d = start(false).await;
     let mut conf = d.cni_conflist();
@@ -661,6 +671,7 @@ async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_killed_mid_add_still_tears_the_pod_network_down() {
+    longshore_testkit::require_root!();
     use nix::fcntl::{Flock, FlockArg};
     let _serial = serial().await;
     let mut d = start(false).await;
@@ -738,6 +749,7 @@ async fn a_daemon_killed_mid_add_still_tears_the_pod_network_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_pod_sandbox_given_up_by_its_caller_still_finishes_the_pod() {
+    longshore_testkit::require_root!();
     use nix::fcntl::{Flock, FlockArg};
     let _serial = serial().await;
     let mut d = start(false).await;
@@ -785,4 +797,55 @@ async fn a_run_pod_sandbox_given_up_by_its_caller_still_finishes_the_pod() {
     assert_eq!(d.pod_ips(&listed[0].id).await.len(), 1);
     assert_eq!(d.reserved_ips().len(), 1);
     finish(d, &host).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_whose_network_teardown_keeps_failing_can_still_be_removed() {
+    longshore_testkit::require_root!();
+    let _serial = serial().await;
+    let mut d = start(false).await;
+    let host = HostNet::new(&d);
+    let pod = d.pod_config("stuck");
+    let pod_id = d.run_pod(&pod).await;
+    // The plugin its ADD used is gone for good: every DEL fails the same way.
+    let (path, mut entry) = d.cni_cache_entries().remove(0);
+    entry["config"]["plugins"][0]["type"] = "uninstalled-plugin".into();
+    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let stop = d
+        .client
+        .runtime
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await;
+    assert!(stop.is_err(), "StopPodSandbox reports the failing DEL");
+    d.client
+        .runtime
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RemovePodSandbox must succeed: {e}\n{}", d.daemon_log()));
+    let pods = d
+        .client
+        .runtime
+        .list_pod_sandbox(ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(pods.is_empty(), "{pods:?}");
+    // Everything local went; what could not be released is said in the log.
+    d.assert_nothing_left();
+    assert!(
+        d.daemon_log()
+            .contains("removing the pod left something behind"),
+        "the daemon says what it left"
+    );
+    // The test cleans up what only a working plugin could have: the address and cache entry.
+    let _ = std::fs::remove_file(&path);
+    for ip in d.reserved_ips() {
+        let _ = std::fs::remove_file(d.ipam_dir().join(ip));
+    }
+    drop(host);
 }

@@ -1,6 +1,8 @@
 //! Pods and containers end to end: shared namespaces, cgroups, security context, OOM, runtime
 //! handlers, restart recovery and bad input — through the real daemon.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::time::Duration;
@@ -43,6 +45,7 @@ fn with_security(mut c: ContainerConfig, sc: LinuxContainerSecurityContext) -> C
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containers_of_a_pod_share_ipc_pid_uts_and_shm() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let mut pod = d.pod_config("shared");
@@ -125,6 +128,7 @@ async fn containers_of_a_pod_share_ipc_pid_uts_and_shm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn security_context_is_enforced() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("secure");
@@ -225,6 +229,7 @@ async fn security_context_is_enforced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_limit_oom_kills_with_reason() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("oom");
@@ -253,6 +258,7 @@ async fn memory_limit_oom_kills_with_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_runc_handler_runs_the_same_containers() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("runc");
@@ -302,6 +308,7 @@ async fn the_runc_handler_runs_the_same_containers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn resources_update_reaches_the_live_cgroup() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("update");
@@ -364,6 +371,7 @@ async fn resources_update_reaches_the_live_cgroup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_keeps_twenty_pods_running_and_records_exits_made_meanwhile() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let mut pods = Vec::new();
@@ -476,6 +484,7 @@ async fn restart_keeps_twenty_pods_running_and_records_exits_made_meanwhile() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_container_input_names_the_field() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let mut pod = d.pod_config("bad");

@@ -6,6 +6,8 @@
 //!
 //! Needs root and the test registry (`scripts/setup-test-host.sh`).
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::io::{Read, Write};
@@ -85,6 +87,7 @@ fn config_with(name: &str, cmd: Vec<String>) -> ContainerConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_busy_loop_raises_cpu_usage_and_its_rate() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(BUSYBOX).await;
     let pod = d.pod_config("cpu");
@@ -157,6 +160,7 @@ async fn a_busy_loop_raises_cpu_usage_and_its_rate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shm_writes_raise_the_working_set() {
+    longshore_testkit::require_root!();
     let extra = "[containers]\nshm_size = \"128MiB\"\n".to_string();
     let mut d = TestDaemon::start_with(Options {
         extra_config: extra,
@@ -223,6 +227,7 @@ async fn shm_writes_raise_the_working_set() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rootfs_writes_raise_the_writable_layer() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(BUSYBOX).await;
     let pod = d.pod_config("disk");
@@ -298,6 +303,7 @@ fn eth0(stats: &PodSandboxStats) -> NetworkInterfaceUsage {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_stats_and_metrics_cover_containers_and_network() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(BUSYBOX).await;
     let mut pod = d.pod_config("net");
@@ -615,6 +621,7 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_metrics_endpoint_counts_rpcs_and_pods() {
+    longshore_testkit::require_root!();
     let port = free_port();
     let extra = format!("[metrics]\naddress = \"127.0.0.1:{port}\"\n");
     let mut d = TestDaemon::start_with(Options {
@@ -683,6 +690,7 @@ fn pod_memory_limit(cgroup: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn update_pod_sandbox_resources_resizes_an_owned_pod_cgroup() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     let pod = d.pod_config("resize");
     let pod_id = d.run_pod(&pod).await;
@@ -739,6 +747,7 @@ async fn update_pod_sandbox_resources_resizes_an_owned_pod_cgroup() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn list_container_stats_benchmark() {
+    longshore_testkit::require_root!();
     const CONTAINERS: usize = 100;
     // Five per pod: the embedded executor fails to start an 8th container in one pod (reported).
     const PODS: usize = 20;

@@ -2,6 +2,8 @@
 //! project's own streaming client speaking SPDY/3.1 and WebSocket (v5, v4, v4 base64) to the
 //! URLs the CRI RPCs hand out.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::sync::{Arc, Mutex};
@@ -206,6 +208,7 @@ fn noise(len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_over_spdy_and_websocket() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     let (_pod, _pod_id, ctr) = pod_with_sleeper(&mut d, "exec").await;
 
@@ -361,6 +364,7 @@ async fn exec_over_spdy_and_websocket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attach_to_running_containers() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("attach");
@@ -535,6 +539,7 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn port_forward_into_the_pod_network() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     d.pull(common::BUSYBOX).await;
     let pod = d.pod_config("portforward");
@@ -727,6 +732,7 @@ async fn exec_sync(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_sync_and_request_checks() {
+    longshore_testkit::require_root!();
     let opts = common::Options {
         extra_config: "[streaming]\ntoken_ttl = \"1s\"\n".into(),
         ..Default::default()
@@ -847,6 +853,7 @@ async fn exec_sync_and_request_checks() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn streaming_figures() {
+    longshore_testkit::require_root!();
     let mut d = TestDaemon::start().await;
     let (_pod, _pod_id, ctr) = pod_with_sleeper(&mut d, "figures").await;
     let median = |mut v: Vec<Duration>| {

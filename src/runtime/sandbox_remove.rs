@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use crate::server::RpcError;
-use tracing::info;
+use tracing::{info, warn};
 
+use super::sandbox_stop::StopFailure;
 use super::{container_remove, lookup, pod, sandbox_stop};
 use crate::api::{RemovePodSandboxRequest, RemovePodSandboxResponse};
 use crate::daemon::Daemon;
@@ -17,14 +18,26 @@ pub(super) async fn remove_pod_sandbox(
     let Some(pod) = lookup::pod_if_exists(d, &req.pod_sandbox_id)? else {
         return Ok(RemovePodSandboxResponse {});
     };
-    sandbox_stop::stop(d, &pod).await?;
+    match sandbox_stop::stop(d, &pod).await {
+        Ok(()) => {}
+        Err(StopFailure::Containers(e)) => return Err(e),
+        // The pod's own teardown failing must not make it unremovable: every step is tried
+        // again below, and what still fails is logged and left.
+        Err(StopFailure::Teardown(e)) => {
+            warn!(pod = %pod.id, error = %e, "stopping the pod failed; removing it anyway");
+        }
+    }
     let _guard = pod.lifecycle.lock().await;
     for container in lookup::containers_of(d, &pod.id) {
         container_remove::remove(d, &container).await?;
     }
     let record = pod.snapshot();
-    pod::teardown::release(d, &record).await?;
+    let left = pod::teardown::release_best_effort(d, &record).await;
     d.state.remove_pod(&pod).await?;
-    info!(pod = %pod.id, "pod sandbox removed");
+    if left.is_empty() {
+        info!(pod = %pod.id, "pod sandbox removed");
+    } else {
+        warn!(pod = %pod.id, left = ?left, "pod sandbox removed; some of it could not be released");
+    }
     Ok(RemovePodSandboxResponse {})
 }

@@ -2,6 +2,8 @@
 //! development host is hybrid; `scripts/test-cgroup-v2.sh` also runs these on pure v2).
 //! Everything happens under this process's own cgroup.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::path::Path;
@@ -17,6 +19,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn creates_pod_and_container_nesting_in_every_hierarchy() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let pod_path =
         CgroupPath::resolve(&root.path, "/kubepods/burstable/pod123", Driver::Cgroupfs).unwrap();
@@ -51,6 +54,7 @@ fn creates_pod_and_container_nesting_in_every_hierarchy() {
 
 #[test]
 fn systemd_naming_is_created_on_cgroupfs() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let pod_path = CgroupPath::resolve(
         &root.path,
@@ -72,6 +76,7 @@ fn systemd_naming_is_created_on_cgroupfs() {
 
 #[test]
 fn moves_a_process_in_and_lists_it() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/ctr");
     let mut child = Child::sleeper();
@@ -113,6 +118,7 @@ fn moves_a_process_in_and_lists_it() {
 
 #[test]
 fn cpu_usage_grows_while_a_child_burns() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/burn");
     let before = ctr.stats().unwrap();
@@ -133,6 +139,7 @@ fn cpu_usage_grows_while_a_child_burns() {
 
 #[test]
 fn memory_stats_follow_an_allocating_child() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/mem");
     assert_eq!(ctr.stats().unwrap().memory.usage_bytes, 0);
@@ -157,6 +164,7 @@ fn memory_stats_follow_an_allocating_child() {
 
 #[test]
 fn memory_limit_shows_in_stats() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/limited");
     ctr.apply(&Resources {
@@ -171,6 +179,7 @@ fn memory_limit_shows_in_stats() {
 
 #[test]
 fn freeze_stops_and_thaw_resumes_a_burner() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/frozen");
     let mut burner = Child::burner();
@@ -195,6 +204,7 @@ fn freeze_stops_and_thaw_resumes_a_burner() {
 
 #[test]
 fn kill_all_kills_every_process_below() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let pod = root.create("/pod");
     let a = root.create("/pod/a");
@@ -221,6 +231,7 @@ fn kill_all_kills_every_process_below() {
 
 #[test]
 fn delete_refuses_a_cgroup_with_live_processes() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/busy");
     let mut child = Child::sleeper();
@@ -246,6 +257,7 @@ fn delete_refuses_a_cgroup_with_live_processes() {
 
 #[test]
 fn stats_of_a_removed_cgroup_say_not_found() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/gone");
     ctr.stats().unwrap();
@@ -264,6 +276,7 @@ fn stats_of_a_removed_cgroup_say_not_found() {
 
 #[test]
 fn oom_kill_count_counts_a_memory_hog() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/hog");
     ctr.apply(&Resources {
@@ -284,6 +297,7 @@ fn oom_kill_count_counts_a_memory_hog() {
 
 #[test]
 fn pressure_is_reported_where_the_kernel_has_psi() {
+    longshore_testkit::require_root!();
     let root = TestRoot::new();
     let ctr = root.create("/pod/psi");
     let mut burner = Child::burner();

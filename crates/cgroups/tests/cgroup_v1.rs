@@ -2,6 +2,8 @@
 //! plus hugetlb on the cgroup2 mount), read back from the kernel. On a pure v2 host these
 //! tests print a skip line and return; `cgroup_v2.rs` covers that interface.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::collections::BTreeMap;
@@ -34,6 +36,7 @@ fn is_unlimited(value: &str) -> bool {
 
 #[test]
 fn applies_limits_and_reads_them_back() {
+    longshore_testkit::require_root!();
     let Some(root) = v1_root() else { return };
     let ctr = root.create("/kubepods/pod1/ctr");
     let cpus = read(&ctr, "cpuset.cpus");
@@ -90,6 +93,7 @@ fn applies_limits_and_reads_them_back() {
 
 #[test]
 fn memory_and_memsw_are_written_in_the_order_the_kernel_accepts() {
+    longshore_testkit::require_root!();
     let Some(root) = v1_root() else { return };
     if !has_memsw(&root) {
         eprintln!("skipped: no swap accounting (memory.memsw.*)");
@@ -127,6 +131,7 @@ fn memory_and_memsw_are_written_in_the_order_the_kernel_accepts() {
 
 #[test]
 fn zero_fields_leave_the_kernel_values_alone() {
+    longshore_testkit::require_root!();
     let Some(root) = v1_root() else { return };
     let ctr = root.create("/pod/ctr");
     ctr.apply(&Resources {
@@ -161,6 +166,7 @@ fn zero_fields_leave_the_kernel_values_alone() {
 
 #[test]
 fn unified_is_refused_on_v1_before_anything_is_written() {
+    longshore_testkit::require_root!();
     let Some(root) = v1_root() else { return };
     let ctr = root.create("/pod/ctr");
     let err = ctr
@@ -180,6 +186,7 @@ fn unified_is_refused_on_v1_before_anything_is_written() {
 
 #[test]
 fn a_refused_write_names_the_file_and_the_value() {
+    longshore_testkit::require_root!();
     let Some(root) = v1_root() else { return };
     let ctr = root.create("/pod/ctr");
     let err = ctr
@@ -209,6 +216,7 @@ fn a_refused_write_names_the_file_and_the_value() {
 
 #[test]
 fn oom_kills_are_read_from_memory_oom_control() {
+    longshore_testkit::require_root!();
     let Some(root) = v1_root() else { return };
     let ctr = root.create("/pod/ctr");
     let path = ctr.memory_events_path().unwrap();

@@ -1,6 +1,8 @@
 //! cgroup v2 behaviour that a hybrid host cannot show: run inside a pure v2 guest by
 //! `scripts/test-cgroup-v2.sh`, which passes `--ignored`.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::collections::BTreeMap;
@@ -41,6 +43,7 @@ fn keyed(cgroup: &Cgroup, file: &str, key: &str) -> u64 {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn detects_a_pure_v2_host() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let h = &root.hierarchy;
     assert_eq!(h.version(), Version::V2);
@@ -55,6 +58,7 @@ fn detects_a_pure_v2_host() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn nested_slices_enable_controllers_down_the_tree() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let pod =
         CgroupPath::resolve(&root.path, "kubepods-burstable-pod9.slice", Driver::Systemd).unwrap();
@@ -96,6 +100,7 @@ fn nested_slices_enable_controllers_down_the_tree() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn applies_v2_limits_and_reads_them_back() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let ctr = root.create("/kubepods/pod1/ctr");
     let mut resources = Resources {
@@ -163,6 +168,7 @@ fn applies_v2_limits_and_reads_them_back() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn bad_unified_keys_and_refused_values_are_named() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let ctr = root.create("/pod/ctr");
     for key in ["../memory.max", "a/b", "", ".."] {
@@ -200,6 +206,7 @@ fn bad_unified_keys_and_refused_values_are_named() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn memory_max_oom_kill_shows_in_oom_kill_count() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let ctr = root.create("/pod/hog");
     ctr.apply(&Resources {
@@ -225,6 +232,7 @@ fn memory_max_oom_kill_shows_in_oom_kill_count() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn pids_max_refuses_forks() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let ctr = root.create("/pod/forker");
     ctr.apply(&Resources {
@@ -248,6 +256,7 @@ fn pids_max_refuses_forks() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn cpu_max_throttles_a_burner() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let ctr = root.create("/pod/throttled");
     ctr.apply(&Resources {
@@ -273,6 +282,7 @@ fn cpu_max_throttles_a_burner() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn freeze_and_kill_go_through_cgroup_files() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let pod = root.create("/pod");
     let ctr = root.create("/pod/ctr");
@@ -297,6 +307,7 @@ fn freeze_and_kill_go_through_cgroup_files() {
 #[test]
 #[ignore = "needs a pure cgroup v2 kernel: scripts/test-cgroup-v2.sh"]
 fn stats_come_from_v2_files_with_pressure() {
+    longshore_testkit::require_root!();
     let root = v2_root();
     let ctr = root.create("/pod/busy");
     let mut child = Child::spawn(

@@ -1,6 +1,8 @@
 //! Readiness follows the config directory: no config, a broken one, a missing plugin, a
 //! fixed one; all seen by the same `Cni`, without a restart.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 use std::fs;
 use std::path::PathBuf;
 
@@ -24,6 +26,7 @@ fn conflist(bridge_type: &str, ipam_type: &str) -> String {
 
 #[tokio::test]
 async fn status_follows_the_config_dir_without_a_restart() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("net.d");
     let cni = Cni::new(CniConfig {
@@ -92,6 +95,7 @@ async fn status_follows_the_config_dir_without_a_restart() {
 
 #[tokio::test]
 async fn a_single_conf_makes_it_ready_and_bad_requests_are_refused() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("net.d");
     fs::create_dir(&conf_dir).unwrap();

@@ -2,6 +2,8 @@
 //! bandwidth) in real network namespaces. Root only; tests run one at a time because they
 //! share the host's iptables and sysctls.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ fn link_exists(name: &str) -> bool {
 
 #[tokio::test]
 async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     net.write_conf("10-test.conflist", &net.conflist("1.0.0", None));
@@ -89,6 +92,7 @@ async fn two_pods_get_distinct_ips_and_talk_over_tcp() {
 
 #[tokio::test]
 async fn dual_stack_pods_get_both_families_ipv4_first() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     let v6_subnet = format!("fd86:222:{}::/64", net.octet);
@@ -133,6 +137,7 @@ async fn dual_stack_pods_get_both_families_ipv4_first() {
 
 #[tokio::test]
 async fn host_port_answers_from_the_host_and_teardown_removes_its_rules() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     net.write_conf("10-test.conflist", &net.conflist("0.4.0", None));
@@ -181,6 +186,7 @@ async fn host_port_answers_from_the_host_and_teardown_removes_its_rules() {
 
 #[tokio::test]
 async fn teardown_releases_the_ip_for_the_next_pod() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     // One address only, so the next pod must get the very address the first one released.
@@ -224,6 +230,7 @@ async fn teardown_releases_the_ip_for_the_next_pod() {
 
 #[tokio::test]
 async fn teardown_works_after_the_netns_vanished() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     // Without ipMasq: the bridge plugin cannot remove its masquerade rules without the
@@ -277,6 +284,7 @@ async fn teardown_works_after_the_netns_vanished() {
 
 #[tokio::test]
 async fn a_failing_plugin_reports_its_message_and_leaves_nothing() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     let mut bad = net.bridge_plugin(None);
@@ -327,6 +335,7 @@ async fn a_failing_plugin_reports_its_message_and_leaves_nothing() {
 
 #[tokio::test]
 async fn teardown_after_a_restart_and_a_config_change_uses_the_cached_config() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     net.write_conf("10-test.conflist", &net.conflist("1.0.0", None));
@@ -364,6 +373,7 @@ async fn teardown_after_a_restart_and_a_config_change_uses_the_cached_config() {
 
 #[tokio::test]
 async fn the_bandwidth_capability_shapes_the_pod_traffic() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     let conflist = serde_json::json!({
@@ -405,6 +415,7 @@ async fn the_bandwidth_capability_shapes_the_pod_traffic() {
 
 #[tokio::test]
 async fn the_shipped_conflist_networks_a_pod() {
+    longshore_testkit::require_root!();
     let _serial = serial().await;
     let net = TestNet::new();
     let shipped = include_str!("../../../deploy/cni/10-longshore-bridge.conflist");
@@ -448,6 +459,7 @@ async fn the_shipped_conflist_networks_a_pod() {
 /// Prints how long setup, teardown and status take; asserts only that all of it worked.
 #[tokio::test]
 async fn timings() {
+    longshore_testkit::require_root!();
     const PODS: usize = 10;
     const STATUS_CALLS: u32 = 1000;
     let _serial = serial().await;

@@ -8,6 +8,9 @@
 //! python3 tests/images/build_images.py --registry-storage /tmp/longshore-registry/storage
 //! cargo test -p longshore-image
 //! ```
+
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! interrupted or stalled pull leaves nothing and a retry succeeds; concurrent pulls fetch each
 //! blob once. See tests/common.rs for how to start the registry.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::path::Path;
@@ -22,6 +24,7 @@ const ESCAPES: &[&str] = &[
 
 #[tokio::test]
 async fn hostile_images_are_refused_and_leave_nothing() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -129,6 +132,7 @@ fn proxied_hosts(dir: &Path, port: u16) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn interrupted_and_stalled_pulls_leave_nothing_and_retry_cleanly() {
+    longshore_testkit::require_root!();
     require_registry();
     let mode = Arc::new(AtomicU8::new(CUT));
     let (port, proxy) = start_proxy(mode.clone()).await;
@@ -173,6 +177,7 @@ fn blob_gets(digest: &str) -> usize {
 
 #[tokio::test]
 async fn concurrent_identical_pulls_fetch_each_blob_once() {
+    longshore_testkit::require_root!();
     require_registry();
     assert!(
         registry_log().exists(),

@@ -1,6 +1,8 @@
 //! Pulls against the real test registry: tags, digests, platforms, compressions, whiteouts,
 //! removal and layer sharing. See tests/common.rs for how to start the registry.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::ffi::CString;
@@ -22,6 +24,7 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 
 #[tokio::test]
 async fn pull_by_tag_then_by_digest_and_resolve_every_way() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -114,6 +117,7 @@ async fn pull_by_tag_then_by_digest_and_resolve_every_way() {
 
 #[tokio::test]
 async fn errors_have_kinds() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -134,6 +138,7 @@ async fn errors_have_kinds() {
 
 #[tokio::test]
 async fn multi_arch_index_and_manifest_list_pick_amd64() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -155,6 +160,7 @@ async fn multi_arch_index_and_manifest_list_pick_amd64() {
 
 #[tokio::test]
 async fn gzip_zstd_and_uncompressed_layers() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -189,6 +195,7 @@ async fn gzip_zstd_and_uncompressed_layers() {
 
 #[tokio::test]
 async fn whiteouts_and_opaque_dirs_in_a_real_overlay_mount() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -297,6 +304,7 @@ async fn whiteouts_and_opaque_dirs_in_a_real_overlay_mount() {
 
 #[tokio::test]
 async fn remove_by_tag_then_digest_and_by_id() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -347,6 +355,7 @@ async fn remove_by_tag_then_digest_and_by_id() {
 
 #[tokio::test]
 async fn shared_layers_stay_while_an_image_or_container_uses_them() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
@@ -388,6 +397,7 @@ async fn shared_layers_stay_while_an_image_or_container_uses_them() {
 
 #[tokio::test]
 async fn basic_auth_right_and_wrong_password() {
+    longshore_testkit::require_root!();
     require_registry();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());

@@ -267,7 +267,7 @@ impl Connection {
     /// The next message, or `None` when the monitor closed the connection.
     async fn next(&mut self) -> Result<Option<Response>> {
         loop {
-            match self.frames.next::<Response>() {
+            match self.frames.next_message::<Response>() {
                 Ok(Some(msg)) => return Ok(Some(msg)),
                 Ok(None) => {}
                 Err(source) => return Err(self.protocol_error(source)),

@@ -184,7 +184,7 @@ impl FrameBuf {
     }
 
     /// The next whole message, or `None` until more bytes arrive.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ProtocolError> {
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ProtocolError> {
         if self.buf.len() < HEADER {
             return Ok(None);
         }
@@ -216,7 +216,7 @@ mod tests {
         let mut got = Vec::new();
         for byte in all {
             fb.push(&[byte]);
-            while let Some(r) = fb.next::<Request>().unwrap() {
+            while let Some(r) = fb.next_message::<Request>().unwrap() {
                 got.push(r);
             }
         }
@@ -231,7 +231,7 @@ mod tests {
         let mut fb = FrameBuf::default();
         fb.push(&(u32::MAX).to_be_bytes());
         assert!(matches!(
-            fb.next::<Request>(),
+            fb.next_message::<Request>(),
             Err(ProtocolError::TooLarge(_))
         ));
     }
@@ -249,6 +249,6 @@ mod tests {
         });
         let mut fb = FrameBuf::default();
         fb.push(&encode(&req).unwrap());
-        assert_eq!(fb.next::<Request>().unwrap(), Some(req));
+        assert_eq!(fb.next_message::<Request>().unwrap(), Some(req));
     }
 }

@@ -53,7 +53,7 @@ impl Conn {
             }
         }
         loop {
-            match self.frames.next::<Request>() {
+            match self.frames.next_message::<Request>() {
                 Ok(Some(req)) => requests.push(req),
                 Ok(None) => return Incoming::Requests(requests),
                 Err(e) => {

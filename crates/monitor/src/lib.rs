@@ -13,6 +13,8 @@
 //! `runtime/` (the embedded executor's libcontainer state).
 
 #![warn(missing_docs)]
+// The monitor is single-threaded with no async runtime: sleeping there blocks no async worker.
+#![allow(clippy::disallowed_methods)]
 
 mod attach;
 mod child_reaper;

@@ -1,6 +1,8 @@
 //! The monitor end to end, as root: real namespaces, real cgroups, a busybox rootfs, and both
 //! executors (embedded libcontainer and Debian's runc) through the same scenarios.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::fs;
@@ -647,6 +649,7 @@ macro_rules! both_executors {
             $(
                 #[tokio::test]
                 async fn $name() {
+                    longshore_testkit::require_root!();
                     super::$name(super::Kind::Embedded).await
                 }
             )*
@@ -655,6 +658,7 @@ macro_rules! both_executors {
             $(
                 #[tokio::test]
                 async fn $name() {
+                    longshore_testkit::require_root!();
                     super::$name(super::Kind::Runc).await
                 }
             )*

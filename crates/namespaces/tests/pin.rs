@@ -1,5 +1,7 @@
 //! Pins real namespaces and checks them from inside. Needs root.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -32,6 +34,7 @@ impl Drop for Cleanup {
 
 #[test]
 fn pins_net_ipc_uts_with_hostname_and_sysctls() {
+    longshore_testkit::require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let _guard = Cleanup(dir.clone());
@@ -88,6 +91,7 @@ fn pins_net_ipc_uts_with_hostname_and_sysctls() {
 
 #[test]
 fn refuses_node_wide_and_host_namespace_sysctls_leaving_nothing() {
+    longshore_testkit::require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let req = PinRequest {
@@ -112,6 +116,7 @@ fn refuses_node_wide_and_host_namespace_sysctls_leaving_nothing() {
 
 #[test]
 fn a_failing_sysctl_write_unpins_everything() {
+    longshore_testkit::require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let req = PinRequest {
@@ -127,6 +132,7 @@ fn a_failing_sysctl_write_unpins_everything() {
 
 #[test]
 fn pod_init_holds_a_pid_namespace_until_stopped() {
+    longshore_testkit::require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_longshore-pod-init"));
@@ -164,6 +170,7 @@ fn pod_init_holds_a_pid_namespace_until_stopped() {
 
 #[test]
 fn a_pod_init_whose_pid_was_lost_is_found_through_its_pin() {
+    longshore_testkit::require_root!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_longshore-pod-init"));

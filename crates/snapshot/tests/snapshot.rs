@@ -1,5 +1,7 @@
 //! Snapshotter against real overlay mounts. Needs root; no registry.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,6 +47,7 @@ fn make_layer(s: &Snapshotter, id: &str, files: &[(&str, &str)], owner: &str) {
 
 #[test]
 fn container_overlay_sees_layers_and_writes_to_upper() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     make_layer(&s, &chain(1), &[("a", "base"), ("b", "base")], "image:x");
@@ -76,6 +79,7 @@ fn container_overlay_sees_layers_and_writes_to_upper() {
 
 #[test]
 fn leases_keep_layers_until_the_last_user_goes() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     make_layer(&s, &chain(1), &[("shared", "1")], &image_lease("A"));
@@ -105,6 +109,7 @@ fn leases_keep_layers_until_the_last_user_goes() {
 
 #[test]
 fn unfinished_layers_leave_nothing() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     {
@@ -123,6 +128,7 @@ fn unfinished_layers_leave_nothing() {
 
 #[test]
 fn read_only_mounts_of_one_and_many_layers() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     make_layer(&s, &chain(1), &[("a", "1")], "image:x");
@@ -142,6 +148,7 @@ fn read_only_mounts_of_one_and_many_layers() {
 /// 150 layers under a long root: the lowerdir option is far over a page.
 #[test]
 fn many_layers_mount_with_every_long_option_strategy() {
+    longshore_testkit::require_root!();
     let dir = tempfile::tempdir().unwrap();
     let long_root = dir
         .path()

@@ -295,6 +295,10 @@ fn prerequisites() {
 
 #[test]
 fn specs_run_under_runc() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root (run scripts/test.sh as root)");
+        return;
+    }
     prerequisites();
     let pod = Pod::new();
     let scratch = tempfile::tempdir().unwrap();

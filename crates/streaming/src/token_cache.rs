@@ -100,6 +100,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test thread, not an async worker
     fn tokens_expire() {
         let cache = TokenCache::new(Duration::from_millis(1));
         let a = cache.insert(pf()).unwrap();

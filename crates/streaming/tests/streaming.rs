@@ -1,6 +1,8 @@
 //! End-to-end tests: the real server, a backend running real host processes and a real TCP
 //! echo server, driven by the crate's client over SPDY and over WebSocket.
 
+// Integration tests: a panic is how they fail, and they may wait on threads of their own.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
 mod common;
 
 use std::time::Duration;

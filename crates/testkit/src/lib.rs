@@ -7,6 +7,8 @@
 //! cleanup functions never panic, so they can run in `Drop`.
 
 #![warn(missing_docs)]
+// Test helpers wait on the test's own threads: sleeping there blocks no async worker.
+#![allow(clippy::disallowed_methods)]
 
 pub mod cgroup;
 pub mod iptables;
@@ -30,6 +32,25 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     f()
+}
+
+/// Whether this process runs as root (the tests that make namespaces, mounts and cgroups
+/// need it).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// At the top of a test that needs root: returns from the test, saying so, when not root, so
+/// that a plain `cargo test` as a user runs the pure tests and skips these. `scripts/test.sh`
+/// runs everything as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            eprintln!("skipped: needs root (run scripts/test.sh as root)");
+            return;
+        }
+    };
 }
 
 /// Runs a command for its side effect, ignoring how it went (cleanup).

@@ -35,6 +35,57 @@ pub(crate) async fn release(d: &Arc<Daemon>, record: &PodRecord) -> Result<(), R
     blocking("releasing the pod", move || release_local(&d, &record)).await?
 }
 
+/// Everything [`release`] does, each step tried even when an earlier one failed: what
+/// RemovePodSandbox uses, so that a pod whose teardown keeps failing (a CNI plugin that was
+/// uninstalled, a network config that cannot be read any more) can still be removed. Returns
+/// what could not be released, each already logged.
+pub(crate) async fn release_best_effort(d: &Arc<Daemon>, record: &PodRecord) -> Vec<String> {
+    let mut left = Vec::new();
+    if record.network_attached || record.netns.is_some() {
+        if let Err(e) = pod::network::detach(d, record).await {
+            left.push(format!(
+                "the pod network (CNI DEL failed: {e}; its CNI cache entry stays for a later DEL)"
+            ));
+        }
+    }
+    if let Err(e) = stop_init(record).await {
+        left.push(format!("the pod's PID 1 ({e})"));
+    }
+    let (d, record2) = (d.clone(), record.clone());
+    let local = blocking("releasing the pod", move || {
+        let mut left = Vec::new();
+        if let Some(shm) = &record2.shm
+            && let Err(e) = unmount(shm)
+        {
+            left.push(format!("its /dev/shm ({e})"));
+        }
+        if let Err(e) = longshore_namespaces::unpin(&record2.state_dir.join("ns")) {
+            left.push(format!("its pinned namespaces ({e})"));
+        }
+        if let Err(e) = pod::cgroup::remove(&d, &record2) {
+            left.push(format!("its cgroup ({e})"));
+        }
+        match std::fs::remove_dir_all(&record2.state_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => left.push(format!(
+                "its state folder {} ({e})",
+                record2.state_dir.display()
+            )),
+        }
+        left
+    })
+    .await;
+    match local {
+        Ok(more) => left.extend(more),
+        Err(e) => left.push(e.to_string()),
+    }
+    for what in &left {
+        tracing::warn!(pod = %record.id, left = %what, "removing the pod left something behind");
+    }
+    left
+}
+
 /// The local parts, on the blocking pool: /dev/shm, pins, cgroup, state folder.
 fn release_local(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     if let Some(shm) = &record.shm {

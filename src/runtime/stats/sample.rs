@@ -139,6 +139,7 @@ mod tests {
     /// converted as the stats RPCs do. Runs on this (hybrid) host, and on a pure cgroup v2
     /// kernel through `scripts/test-cgroup-v2.sh`.
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test thread, not an async worker
     fn a_real_cgroup_in_cri_terms() {
         if !nix::unistd::Uid::effective().is_root() {
             eprintln!("skipped: needs root");
