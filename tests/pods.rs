@@ -573,3 +573,102 @@ async fn bad_container_input_names_the_field() {
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }
+
+/// Runs a pod on `handler` that shares its PID namespace (the CRI default), and returns its id
+/// and config.
+async fn shared_pid_pod(
+    d: &mut TestDaemon,
+    name: &str,
+    handler: &str,
+) -> (String, PodSandboxConfig) {
+    let mut pod = d.pod_config(name);
+    pod.linux = Some(LinuxPodSandboxConfig {
+        security_context: Some(LinuxSandboxSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                pid: NamespaceMode::Pod as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = d
+        .client
+        .runtime
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: handler.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", d.daemon_log()))
+        .into_inner()
+        .pod_sandbox_id;
+    (id, pod)
+}
+
+/// The number of `tick` lines in a container's log.
+fn ticks(path: &str) -> usize {
+    log_lines(path).iter().filter(|l| *l == "tick").count()
+}
+
+/// In a shared PID namespace no kernel ends a container's other processes when its main one
+/// exits. Here a child keeps writing to stdout, which held the exit back until the 30 s drain
+/// cap: the exit must be reported while the child would still be writing, and the child must be
+/// gone (its ticks stop).
+async fn shared_pid_container_ends_with_its_main_process(handler: &str) {
+    let mut d = TestDaemon::start().await;
+    d.pull(common::BUSYBOX).await;
+    let (pod_id, pod) = shared_pid_pod(&mut d, &format!("main-exit-{handler}"), handler).await;
+    let ticker = "(while true; do echo tick; sleep 0.1; done) & sleep 0.3; exit 3";
+    let c = TestDaemon::container_config("parent", &["sh", "-c", ticker]);
+    let id = d.run_container(&pod_id, &pod, c).await;
+    // Far below the drain cap, far above what the kill takes.
+    let status = d.wait_exited(&id, Duration::from_secs(10)).await;
+    assert_eq!(status.exit_code, 3);
+    let after_exit = ticks(&status.log_path);
+    assert!(
+        after_exit >= 1,
+        "the child ran: {:?}",
+        log_lines(&status.log_path)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        ticks(&status.log_path),
+        after_exit,
+        "the child outlived its container"
+    );
+
+    // StopContainer: the main process leaves at SIGTERM, its child with it.
+    let trapper = "trap 'exit 0' TERM; (while true; do echo tick; sleep 0.1; done) & wait";
+    let c = TestDaemon::container_config("trapper", &["sh", "-c", trapper]);
+    let id = d.run_container(&pod_id, &pod, c).await;
+    wait_for_log(&mut d, &id, "tick").await;
+    d.client
+        .runtime
+        .stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 20,
+        })
+        .await
+        .unwrap();
+    let status = d.status(&id).await;
+    assert_eq!(
+        (status.state, status.exit_code),
+        (ContainerState::ContainerExited as i32, 0),
+        "SIGTERM ended the main process, not the stop timeout's SIGKILL"
+    );
+    d.remove_all_pods().await;
+    d.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_pid_container_ends_with_its_main_process_embedded() {
+    longshore_testkit::require_root!();
+    shared_pid_container_ends_with_its_main_process("").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_pid_container_ends_with_its_main_process_runc() {
+    longshore_testkit::require_root!();
+    shared_pid_container_ends_with_its_main_process("runc").await;
+}

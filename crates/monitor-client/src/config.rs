@@ -51,6 +51,12 @@ pub struct MonitorConfig {
     /// The container cgroup's memory events file (v2 `memory.events`, v1 `memory.oom_control`),
     /// compared before start and after exit to tell an OOM kill.
     pub memory_events: Option<PathBuf>,
+    /// The container cgroup's directories, one per hierarchy. Everything left in them is
+    /// SIGKILLed the moment the container's main process exits: without a PID namespace of its
+    /// own (a pod sharing one, or the host's) no kernel does it, and a leftover child holding the
+    /// stdout pipe would keep the exit from being reported.
+    #[serde(default)]
+    pub cgroup_dirs: Vec<PathBuf>,
     /// Lines longer than this many bytes are logged as `P` parts.
     pub max_log_line: usize,
     /// The monitor's own log level (error, warn, info, debug, trace) for `monitor.log`;
@@ -75,6 +81,7 @@ impl MonitorConfig {
             stdin_once: false,
             executor: ExecutorConfig::Embedded,
             memory_events: None,
+            cgroup_dirs: Vec::new(),
             max_log_line: DEFAULT_MAX_LOG_LINE,
             log_level: None,
             command: MonitorCommand::default(),

@@ -323,11 +323,25 @@ impl Server {
         tracing::info!(exit_code = record.exit_code, reason = ?record.reason, "container exited");
         self.exit = Some(record);
         self.execs.kill_all();
+        self.kill_leftovers();
         let now = Instant::now();
         self.drain = Some(Drain {
             idle_until: now + DRAIN_IDLE,
             hard_until: now + DRAIN_MAX,
         });
+    }
+
+    /// The container is over once its main process is: SIGKILL the rest of its cgroup now, so
+    /// its output closes and the exit is reported at once, not after a drain timeout.
+    fn kill_leftovers(&self) {
+        if self.cfg.cgroup_dirs.is_empty() {
+            return;
+        }
+        match longshore_cgroups::kill_now(&self.cfg.cgroup_dirs) {
+            Ok(0) => {}
+            Ok(sent) => tracing::info!(sent, "killed what the main process left in its cgroup"),
+            Err(e) => tracing::warn!(error = %e, "cannot kill the rest of the container's cgroup"),
+        }
     }
 
     fn accept(&mut self) {

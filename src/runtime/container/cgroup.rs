@@ -149,6 +149,15 @@ fn remove_now(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
         .with_context(|| format!("removing cgroup {}", record.cgroup))
 }
 
+/// The container cgroup's directories, one per hierarchy, for its monitor.
+pub(crate) fn dirs(d: &Daemon, record: &ContainerRecord) -> Vec<std::path::PathBuf> {
+    open(d, record)
+        .ok()
+        .flatten()
+        .map(|c| c.dirs())
+        .unwrap_or_default()
+}
+
 /// The file a monitor polls for the container's OOM kills.
 pub(crate) fn memory_events_path(
     d: &Daemon,

@@ -60,6 +60,7 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     mc.stdin_once = config.stdin_once;
     mc.executor = executor(d, &record.runtime_handler)?;
     mc.memory_events = container::cgroup::memory_events_path(d, &record);
+    mc.cgroup_dirs = container::cgroup::dirs(d, &record);
     mc.max_log_line = d.config.containers.max_log_line_size.0 as usize;
     mc.command = d.monitor.clone();
     let started = Monitor::spawn(&mc)
