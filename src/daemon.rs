@@ -126,6 +126,8 @@ fn image_config(config: &Config) -> longshore_image::ImageStoreConfig {
         registry_config_path: optional(&config.registry.config_path),
         docker_config_path: optional(&config.registry.docker_config),
         max_layer_bytes: config.registry.max_layer_size.0,
+        max_layer_ratio: config.registry.max_layer_ratio,
+        layer_ratio_floor: config.registry.layer_ratio_floor.0,
         pull_progress_timeout: config.registry.pull_progress_timeout,
         max_concurrent_downloads: config.registry.max_concurrent_downloads,
         ..Default::default()

@@ -95,6 +95,12 @@ pub struct RegistryConfig {
     pub max_concurrent_downloads: usize,
     /// Largest uncompressed size of one layer; larger layers are refused (decompression bombs).
     pub max_layer_size: ByteSize,
+    /// Largest uncompressed/compressed ratio of a layer above `layer_ratio_floor`: a layer may
+    /// expand to this many times its compressed size (decompression bombs); 0 turns it off.
+    pub max_layer_ratio: u64,
+    /// Uncompressed size every layer may have whatever its ratio, so ordinary images are never
+    /// refused by the ratio.
+    pub layer_ratio_floor: ByteSize,
     /// A pull that moves no byte for this long is cancelled.
     #[serde(with = "duration")]
     pub pull_progress_timeout: Duration,
@@ -245,6 +251,8 @@ impl Default for RegistryConfig {
             docker_config: PathBuf::from("/root/.docker/config.json"),
             max_concurrent_downloads: 4,
             max_layer_size: ByteSize(16 << 30),
+            max_layer_ratio: 100,
+            layer_ratio_floor: ByteSize(256 << 20),
             pull_progress_timeout: Duration::from_secs(300),
         }
     }

@@ -12,7 +12,7 @@ use tracing::{debug, info};
 
 use crate::error::{Error, Result};
 use crate::metadata::{self, Image, RawConfig};
-use crate::store::Inner;
+use crate::store::{ImageStoreConfig, Inner};
 use crate::unpack::{self, ChannelReader, StopFlags, UnpackError, known_layer_type};
 
 /// Image configs larger than this are refused.
@@ -226,7 +226,8 @@ impl Inner {
         let flags = Arc::new(StopFlags::default());
         let reader = ChannelReader::new(rx, job.desc.size, flags.clone());
         let dest = writer.fs_dir().to_path_buf();
-        let (max_bytes, sync) = (self.config.max_layer_bytes, self.config.sync_layers);
+        let limit = LayerLimit::new(&self.config, job.desc.size);
+        let (max_bytes, sync) = (limit.bytes, self.config.sync_layers);
         let expected = job.desc.digest.clone();
         let unpacker = tokio::task::spawn_blocking(move || {
             unpack::unpack(reader, flags, &dest, max_bytes, sync, &expected)
@@ -255,7 +256,7 @@ impl Inner {
         let fed = feed.await;
         let unpacked = unpacker.await.map_err(|e| Error::Task(e.to_string()))?;
         let received = fed?;
-        let stats = unpacked.map_err(|e| unpack_error(&what, e))?;
+        let stats = unpacked.map_err(|e| unpack_error(&what, e, &limit))?;
         if stats.compressed_size != job.desc.size {
             return Err(Error::hostile(
                 &what,
@@ -319,19 +320,107 @@ fn stalled(reference: &Reference, timeout: Duration) -> Error {
     }
 }
 
-fn unpack_error(what: &str, e: UnpackError) -> Error {
+/// How many uncompressed bytes one layer may have: the configured cap, or less when the ratio
+/// guard says so: `max_layer_ratio` times the descriptor's (verified) compressed size, but never
+/// less than `layer_ratio_floor`. An 8 GiB layer of zeros in an 8 MiB blob is refused at
+/// max(256 MiB, 800 MiB) by default, not written in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LayerLimit {
+    bytes: u64,
+    /// The ratio, when it is what set `bytes`.
+    by_ratio: Option<u64>,
+    compressed: u64,
+}
+
+impl LayerLimit {
+    fn new(config: &ImageStoreConfig, compressed: u64) -> LayerLimit {
+        let cap = config.max_layer_bytes;
+        let ratio = config.max_layer_ratio;
+        let by_ratio = compressed
+            .saturating_mul(ratio)
+            .max(config.layer_ratio_floor);
+        if ratio == 0 || by_ratio >= cap {
+            return LayerLimit {
+                bytes: cap,
+                by_ratio: None,
+                compressed,
+            };
+        }
+        LayerLimit {
+            bytes: by_ratio,
+            by_ratio: Some(ratio),
+            compressed,
+        }
+    }
+
+    fn refusal(&self) -> String {
+        match self.by_ratio {
+            None => format!(
+                "uncompressed size exceeds the {} byte limit (registry.max_layer_size; decompression bomb?)",
+                self.bytes
+            ),
+            Some(ratio) => format!(
+                "uncompressed size exceeds {} bytes: more than {ratio}x its {} compressed bytes \
+                 (registry.max_layer_ratio; decompression bomb?)",
+                self.bytes, self.compressed
+            ),
+        }
+    }
+}
+
+fn unpack_error(what: &str, e: UnpackError, limit: &LayerLimit) -> Error {
     match e {
         UnpackError::Hostile(reason) => Error::hostile(what, reason),
         UnpackError::Invalid(reason) => Error::hostile(what, format!("malformed layer: {reason}")),
-        UnpackError::TooLarge(limit) => Error::hostile(
-            what,
-            format!("uncompressed size exceeds the {limit} byte limit (decompression bomb?)"),
-        ),
+        UnpackError::TooLarge(_) => Error::hostile(what, limit.refusal()),
         UnpackError::Oversize => Error::hostile(what, "more bytes than the descriptor's size"),
         UnpackError::DigestMismatch(actual) => {
             Error::hostile(what, format!("content digest is {actual}"))
         }
         UnpackError::Read(e) => Error::hostile(what, format!("corrupt or truncated stream: {e}")),
         UnpackError::Io { op, path, source } => Error::Io { op, path, source },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(ratio: u64) -> ImageStoreConfig {
+        ImageStoreConfig {
+            max_layer_bytes: 16 << 30,
+            max_layer_ratio: ratio,
+            layer_ratio_floor: 256 << 20,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_ratio_guard_limits_big_expanding_layers() {
+        // An 8 MiB blob may expand to 800 MiB, not to the 16 GiB cap.
+        let limit = LayerLimit::new(&config(100), 8 << 20);
+        assert_eq!((limit.bytes, limit.by_ratio), (800 << 20, Some(100)));
+        assert!(
+            limit
+                .refusal()
+                .contains("100x its 8388608 compressed bytes")
+        );
+    }
+
+    #[test]
+    fn small_layers_keep_the_floor_and_big_ones_the_cap() {
+        // A few KiB of config files: the floor, whatever they expand to.
+        let small = LayerLimit::new(&config(100), 4096);
+        assert_eq!((small.bytes, small.by_ratio), (256 << 20, Some(100)));
+        // 1 GiB compressed: 100x is past the cap, so the cap it is.
+        let big = LayerLimit::new(&config(100), 1 << 30);
+        assert_eq!((big.bytes, big.by_ratio), (16 << 30, None));
+        assert!(big.refusal().contains("registry.max_layer_size"));
+        // Ratio 0: off.
+        let off = LayerLimit::new(&config(0), 4096);
+        assert_eq!((off.bytes, off.by_ratio), (16 << 30, None));
+        // No overflow on absurd descriptor sizes.
+        let huge = LayerLimit::new(&config(u64::MAX), u64::MAX);
+        assert_eq!(huge.bytes, 16 << 30);
     }
 }

@@ -27,6 +27,11 @@ pub struct ImageStoreConfig {
     pub docker_config_path: Option<PathBuf>,
     /// Largest uncompressed layer accepted (decompression bomb guard).
     pub max_layer_bytes: u64,
+    /// Largest uncompressed/compressed ratio of a layer bigger than `layer_ratio_floor`
+    /// (decompression bomb guard); 0 turns the ratio check off.
+    pub max_layer_ratio: u64,
+    /// Uncompressed bytes a layer may always have, whatever its ratio.
+    pub layer_ratio_floor: u64,
     /// A pull that receives no byte for this long fails.
     pub pull_progress_timeout: Duration,
     /// Layers downloaded and unpacked at once, per pull.
@@ -43,6 +48,8 @@ impl Default for ImageStoreConfig {
             registry_config_path: None,
             docker_config_path: None,
             max_layer_bytes: 16 << 30,
+            max_layer_ratio: 100,
+            layer_ratio_floor: 256 << 20,
             pull_progress_timeout: Duration::from_secs(60),
             max_concurrent_downloads: 4,
             platform: Platform::host(),

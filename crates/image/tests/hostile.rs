@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use common::*;
-use longshore_image::ErrorKind;
+use longshore_image::{ErrorKind, ImageStoreConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,7 +39,7 @@ async fn hostile_images_are_refused_and_leave_nothing() {
         ("hardlink-symlink", "outside the layer"),
         ("diffid", "diff ID"),
         ("size", "bytes"),
-        ("bomb", "limit"),
+        ("bomb", "max_layer_size"),
         ("badconfig", "unparseable image config"),
         ("badmanifest", "unparseable image manifest"),
     ];
@@ -67,6 +67,54 @@ async fn hostile_images_are_refused_and_leave_nothing() {
             assert!(!Path::new(escape).exists(), "{name} wrote {escape}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_layer_expanding_past_the_ratio_is_refused_before_the_cap() {
+    longshore_testkit::require_root!();
+    require_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // The size cap far away: only the ratio can stop 512 MiB of zeros in a ~0.5 MiB blob.
+    let strict = ImageStoreConfig {
+        max_layer_bytes: 16 << 30,
+        max_layer_ratio: 100,
+        layer_ratio_floor: 64 << 20,
+        ..config()
+    };
+    let store = open(&root, strict);
+    let err = store
+        .pull(
+            &format!("{REGISTRY}/longshore-test/hostile-bomb:latest"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Hostile, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("max_layer_ratio") && text.contains("100x"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&(64u64 << 20).to_string()),
+        "the floor is the limit: {text}"
+    );
+    assert_empty(&store, &root);
+    // The floor: an ordinary image passes a ratio it exceeds, being small.
+    let tight = ImageStoreConfig {
+        max_layer_ratio: 1,
+        layer_ratio_floor: 64 << 20,
+        ..config()
+    };
+    let tight_root = dir.path().join("tight");
+    std::fs::create_dir(&tight_root).unwrap();
+    let store = open(&tight_root, tight);
+    store
+        .pull("registry.k8s.io/e2e-test-images/busybox:1.29-2", None)
+        .await
+        .unwrap();
 }
 
 /// A TCP proxy to the registry that can cut (mode CUT) or stall (mode STALL) a response after

@@ -180,18 +180,16 @@ impl Applier {
     }
 
     fn whiteout(&mut self, parent_path: &[u8], name: &[u8]) -> Result<(), UnpackError> {
+        let hidden = match classify_whiteout(name)? {
+            Whiteout::Opaque => {
+                self.ensure_parent(parent_path)?;
+                return fsops::set_xattr(self.parent_fd(), OVERLAY_OPAQUE_XATTR, b"y")
+                    .map_err(|e| UnpackError::io_raw("mark opaque", parent_path, e));
+            }
+            Whiteout::AufsMeta => return Ok(()),
+            Whiteout::Hide(hidden) => hidden,
+        };
         self.ensure_parent(parent_path)?;
-        if name == OPAQUE_WHITEOUT {
-            return fsops::set_xattr(self.parent_fd(), OVERLAY_OPAQUE_XATTR, b"y")
-                .map_err(|e| UnpackError::io_raw("mark opaque", parent_path, e));
-        }
-        if name.starts_with(AUFS_META_PREFIX) {
-            return Ok(());
-        }
-        let hidden = &name[WHITEOUT_PREFIX.len()..];
-        if hidden.is_empty() {
-            return Err(UnpackError::Invalid("whiteout without a name".into()));
-        }
         let cname = cstring(hidden)?;
         fsops::remove_all_at(self.parent_fd(), &cname)
             .map_err(|e| UnpackError::io_raw("whiteout", hidden, e))?;
@@ -347,6 +345,43 @@ impl Applier {
     }
 }
 
+/// What a `.wh.`-prefixed entry name asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Whiteout<'a> {
+    /// `.wh..wh..opq`: hide everything lower layers have in the parent directory.
+    Opaque,
+    /// Other `.wh..wh.` names: AUFS bookkeeping, ignored.
+    AufsMeta,
+    /// `.wh.<name>`: hide `<name>` in the parent directory.
+    Hide(&'a [u8]),
+}
+
+/// Classify a whiteout entry name (one path component starting with `.wh.`). The name it
+/// hides must be a real entry name: `.wh..` and `.wh...` would otherwise remove the parent
+/// directory's contents or, for a top-level entry, those of the directory above the layer.
+pub(crate) fn classify_whiteout(name: &[u8]) -> Result<Whiteout<'_>, UnpackError> {
+    if name == OPAQUE_WHITEOUT {
+        return Ok(Whiteout::Opaque);
+    }
+    if name.starts_with(AUFS_META_PREFIX) {
+        return Ok(Whiteout::AufsMeta);
+    }
+    let hidden = name.strip_prefix(WHITEOUT_PREFIX).unwrap_or(name);
+    match hidden {
+        b"" => Err(UnpackError::Invalid("whiteout without a name".into())),
+        b"." | b".." => Err(UnpackError::Hostile(format!(
+            "whiteout {} names {} instead of an entry",
+            lossy(name),
+            lossy(hidden)
+        ))),
+        _ if hidden.contains(&b'/') => Err(UnpackError::Hostile(format!(
+            "whiteout {} names a path",
+            lossy(name)
+        ))),
+        _ => Ok(Whiteout::Hide(hidden)),
+    }
+}
+
 /// Split a tar path into components, refusing absolute paths and `..`.
 pub(crate) fn clean_path(raw: &[u8]) -> Result<Vec<&[u8]>, UnpackError> {
     if raw.first() == Some(&b'/') {
@@ -451,5 +486,197 @@ mod tests {
             clean_path(b"/etc/passwd"),
             Err(UnpackError::Hostile(_))
         ));
+    }
+}
+
+/// Tar entry paths and whiteouts under attack: arbitrary names never panic, and nothing that is
+/// accepted can name or touch anything outside the layer root.
+#[cfg(test)]
+mod props {
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Component, Path};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Components an attacker would try, plus arbitrary bytes without `/`.
+    fn component() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"".to_vec()),
+            Just(b".".to_vec()),
+            Just(b"..".to_vec()),
+            Just(b"...".to_vec()),
+            Just(b"a".to_vec()),
+            Just(b"b".to_vec()),
+            Just(b".wh.a".to_vec()),
+            Just(b".wh.".to_vec()),
+            Just(b".wh..".to_vec()),
+            Just(b".wh...".to_vec()),
+            Just(OPAQUE_WHITEOUT.to_vec()),
+            Just(b".wh..wh.plnk".to_vec()),
+            proptest::collection::vec(any::<u8>().prop_filter("no slash", |b| *b != b'/'), 1..8),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop_oneof![Just(&b""[..]), Just(&b"/"[..]), Just(&b"./"[..])],
+            proptest::collection::vec(component(), 0..6),
+            any::<bool>(),
+        )
+            .prop_map(|(lead, comps, trailing)| {
+                let mut p = lead.to_vec();
+                p.extend(comps.join(&b'/'));
+                if trailing {
+                    p.push(b'/');
+                }
+                p
+            })
+    }
+
+    /// What `clean_path` promises, checked against an independent reading of `raw`.
+    fn check_clean(raw: &[u8]) -> Result<(), TestCaseError> {
+        let hostile = raw.first() == Some(&b'/') || raw.split(|b| *b == b'/').any(|c| c == b"..");
+        match clean_path(raw) {
+            Ok(comps) => {
+                prop_assert!(!hostile, "accepted {:?}", lossy(raw));
+                let expected: Vec<&[u8]> = raw
+                    .split(|b| *b == b'/')
+                    .filter(|c| !c.is_empty() && *c != b".")
+                    .collect();
+                prop_assert_eq!(&comps, &expected);
+                let root = Path::new("/layer");
+                let mut joined = root.to_path_buf();
+                for c in &comps {
+                    prop_assert!(!c.contains(&b'/'));
+                    joined.push(std::ffi::OsStr::from_bytes(c));
+                }
+                prop_assert!(joined.starts_with(root));
+                prop_assert!(
+                    joined
+                        .components()
+                        .skip(2)
+                        .all(|c| matches!(c, Component::Normal(_)))
+                );
+                prop_assert_eq!(joined.components().count(), 2 + comps.len());
+            }
+            Err(e) => {
+                prop_assert!(hostile, "refused {:?}: {e:?}", lossy(raw));
+                prop_assert!(matches!(e, UnpackError::Hostile(_)));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn clean_path_of_arbitrary_bytes(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            check_clean(&raw)?;
+        }
+
+        #[test]
+        fn clean_path_of_hostile_component_sequences(raw in path()) {
+            check_clean(&raw)?;
+        }
+
+        #[test]
+        fn whiteouts_only_hide_entry_names(name in component(), tail in component()) {
+            let mut name = name;
+            name.extend(tail);
+            if !name.starts_with(WHITEOUT_PREFIX) {
+                return Ok(());
+            }
+            match classify_whiteout(&name) {
+                Ok(Whiteout::Hide(hidden)) => {
+                    prop_assert!(!hidden.is_empty());
+                    prop_assert!(hidden != b"." && hidden != b"..");
+                    prop_assert!(!hidden.contains(&b'/'));
+                    prop_assert_eq!([WHITEOUT_PREFIX, hidden].concat(), name);
+                }
+                Ok(Whiteout::Opaque) => prop_assert_eq!(name, OPAQUE_WHITEOUT),
+                Ok(Whiteout::AufsMeta) => prop_assert!(name.starts_with(AUFS_META_PREFIX)),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// One tar entry: its raw name, kind and link target.
+    #[derive(Debug, Clone)]
+    struct RawEntry {
+        name: Vec<u8>,
+        kind: u8,
+        link: Vec<u8>,
+    }
+
+    fn raw_entry() -> impl Strategy<Value = RawEntry> {
+        let short = |p: Vec<u8>| p.len() <= 100;
+        (
+            path().prop_filter("fits a ustar name", short),
+            prop_oneof![Just(b'0'), Just(b'5'), Just(b'2'), Just(b'1')],
+            path().prop_filter("fits a ustar link name", short),
+        )
+            .prop_map(|(name, kind, link)| RawEntry { name, kind, link })
+    }
+
+    fn tar_of(entries: &[RawEntry]) -> Vec<u8> {
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_old();
+            {
+                let old = h.as_old_mut();
+                old.name[..e.name.len()].copy_from_slice(&e.name);
+                old.linkname[..e.link.len()].copy_from_slice(&e.link);
+            }
+            h.set_entry_type(tar::EntryType::new(e.kind));
+            h.set_mode(if e.kind == b'5' { 0o755 } else { 0o644 });
+            h.set_uid(u64::from(uid));
+            h.set_gid(u64::from(gid));
+            h.set_mtime(1);
+            let data: &[u8] = if e.kind == b'0' { b"data" } else { b"" };
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Hostile layers applied for real: whatever fails, nothing beside the layer root (in
+        /// its parent directory) is created, changed or removed.
+        #[test]
+        fn applying_hostile_entries_stays_in_the_root(
+            entries in proptest::collection::vec(raw_entry(), 1..12)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("layer");
+            std::fs::create_dir(&root).unwrap();
+            std::fs::write(dir.path().join("sentinel"), b"keep").unwrap();
+            std::fs::create_dir(dir.path().join("sibling")).unwrap();
+            std::fs::write(dir.path().join("sibling/a"), b"keep").unwrap();
+            let tar = tar_of(&entries);
+            let mut applier = Applier::new(&root).unwrap();
+            let mut archive = tar::Archive::new(&tar[..]);
+            // Keep going after errors: every entry gets its chance to escape.
+            for entry in archive.entries().unwrap() {
+                let Ok(mut entry) = entry else { break };
+                let _ = applier.apply(&mut entry);
+            }
+            let _ = applier.finish();
+            let mut beside: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            beside.sort();
+            prop_assert_eq!(beside, ["layer", "sentinel", "sibling"]);
+            prop_assert_eq!(std::fs::read(dir.path().join("sentinel")).unwrap(), b"keep");
+            prop_assert_eq!(std::fs::read(dir.path().join("sibling/a")).unwrap(), b"keep");
+            let meta = std::fs::symlink_metadata(&root).unwrap();
+            prop_assert!(meta.is_dir());
+        }
     }
 }

@@ -84,6 +84,10 @@ pub(crate) fn unpack(
     expected: &Digest,
 ) -> Result<UnpackStats, UnpackError> {
     let result = unpack_inner(&mut input, &flags, dest, max_bytes, sync);
+    if result.is_err() && flags.too_large.load(Ordering::Relaxed) {
+        // The tar reader reports the limit as just another read error.
+        return Err(UnpackError::TooLarge(max_bytes));
+    }
     if let Err(UnpackError::Invalid(_) | UnpackError::Read(_)) = &result {
         // A corrupt stream is most often corrupt content: read the rest (bounded by the
         // descriptor size) and report a digest mismatch if that is what it is.
