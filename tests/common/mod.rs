@@ -130,6 +130,11 @@ impl TestDaemon {
         }
     }
 
+    /// The daemon's pid, while it runs.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the daemon with SIGTERM (containers keep running) and starts it again.
     pub async fn restart(&mut self) {
         self.restart_with_env(&[]).await;
