@@ -296,4 +296,131 @@ mod tests {
             assert!(NetworkResult::from_raw(raw, "eth0").is_err(), "{bad}");
         }
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Arbitrary JSON, biased toward the keys and values results have.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                Just(json!("10.1.0.5/24")),
+                Just(json!("fd00::5/64")),
+                Just(json!("10.1.0.1")),
+                Just(json!("eth0")),
+                "[0-9a-f.:/]{0,20}".prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::from),
+            ];
+            let key = prop_oneof![
+                Just("interfaces"),
+                Just("ips"),
+                Just("routes"),
+                Just("dns"),
+                Just("ip4"),
+                Just("ip6"),
+                Just("address"),
+                Just("gateway"),
+                Just("interface"),
+                Just("dst"),
+                Just("gw"),
+                Just("ip"),
+                Just("name"),
+                Just("sandbox"),
+                Just("nameservers"),
+                Just("cniVersion"),
+            ]
+            .prop_map(str::to_string);
+            leaf.prop_recursive(4, 48, 6, move |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                    proptest::collection::btree_map(key.clone(), inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn check(raw: Value, ifname: &str) -> Result<(), TestCaseError> {
+            let Ok(r) = NetworkResult::from_raw(raw.clone(), ifname) else {
+                return Ok(());
+            };
+            prop_assert_eq!(&r.raw, &raw);
+            // IPv4 first, and the primary IP is the first address.
+            prop_assert!(
+                r.ips
+                    .windows(2)
+                    .all(|w| !w[0].address.addr.is_ipv6() || w[1].address.addr.is_ipv6())
+            );
+            prop_assert_eq!(r.primary_ip(), r.ips.first().map(|i| i.address.addr));
+            for ip in &r.ips {
+                let max = if ip.address.addr.is_ipv4() { 32 } else { 128 };
+                prop_assert!(ip.address.prefix_len <= max);
+                // A named interface is one the result lists.
+                if let Some(name) = &ip.interface {
+                    prop_assert!(r.interfaces.iter().any(|i| &i.name == name));
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                if let Ok(raw) = serde_json::from_slice::<Value>(&bytes) {
+                    check(raw, "eth0")?;
+                }
+            }
+
+            #[test]
+            fn arbitrary_json_never_panics(raw in json_value()) {
+                check(raw, "eth0")?;
+            }
+
+            #[test]
+            fn cidrs_parse_or_fail_cleanly(s in prop_oneof!["\\PC{0,30}", "[0-9a-f.:]{1,20}/[0-9]{0,4}"]) {
+                if let Ok(c) = s.parse::<Cidr>() {
+                    prop_assert_eq!(c.to_string().parse::<Cidr>().unwrap(), c);
+                }
+            }
+
+            /// Results as plugins print them: every address kept, on the interface it names.
+            #[test]
+            fn generated_results_keep_their_addresses(
+                v4 in proptest::collection::vec((any::<[u8; 4]>(), 0u8..=32), 0..4),
+                v6 in proptest::collection::vec((any::<[u16; 8]>(), 0u8..=128), 0..4),
+                interface in proptest::option::of(0usize..4),
+            ) {
+                let addrs: Vec<Cidr> = v4
+                    .iter()
+                    .map(|(a, l)| Cidr { addr: IpAddr::from(*a), prefix_len: *l })
+                    .chain(v6.iter().map(|(a, l)| Cidr { addr: IpAddr::from(*a), prefix_len: *l }))
+                    .collect();
+                let ips: Vec<Value> = addrs
+                    .iter()
+                    .map(|c| json!({"address": c.to_string(), "interface": interface}))
+                    .collect();
+                let raw = json!({
+                    "cniVersion": "1.0.0",
+                    "interfaces": [{"name": "eth0", "sandbox": "/run/netns/p"}],
+                    "ips": ips,
+                });
+                let r = NetworkResult::from_raw(raw.clone(), "eth0").unwrap();
+                check(raw, "eth0")?;
+                // Only an in-range index names an interface; then all addresses are the pod's.
+                prop_assert_eq!(r.ips.len(), addrs.len());
+                let mut want = addrs.clone();
+                want.sort_by_key(|c| c.addr.is_ipv6());
+                let got: Vec<Cidr> = r.ips.iter().map(|i| i.address).collect();
+                prop_assert_eq!(got, want);
+                for ip in &r.ips {
+                    let named = (interface == Some(0)).then(|| "eth0".to_string());
+                    prop_assert_eq!(&ip.interface, &named);
+                }
+            }
+        }
+    }
 }

@@ -270,4 +270,122 @@ mod tests {
             assert_eq!(ours, theirs);
         }
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Output a container might write: lines, long lines, empty lines, binary.
+        fn output() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(b"\n".to_vec()),
+                "[a-z ]{0,20}\n".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::collection::vec(Just(b'x'), 0..40),
+            ];
+            proptest::collection::vec(piece, 0..10).prop_map(|p| p.concat())
+        }
+
+        /// Splits `data` at arbitrary points.
+        fn split(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(data.len());
+            cuts.sort_unstable();
+            cuts.windows(2).map(|w| data[w[0]..w[1]].to_vec()).collect()
+        }
+
+        /// One parsed log record: the timestamp must be RFC 3339 with nine fraction digits.
+        fn parse_record(line: &[u8]) -> Result<(Vec<u8>, bool, Vec<u8>), TestCaseError> {
+            let text_end = line.iter().position(|b| *b == b' ').unwrap_or(line.len());
+            let stamp = std::str::from_utf8(&line[..text_end]).unwrap();
+            prop_assert_eq!(stamp.len(), 30, "{}", stamp);
+            prop_assert!(
+                chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+                "{}",
+                stamp
+            );
+            let rest = &line[text_end + 1..];
+            prop_assert!(
+                rest.len() >= 9,
+                "short record {:?}",
+                String::from_utf8_lossy(line)
+            );
+            let (stream, rest) = rest.split_at(6);
+            prop_assert!(stream == b"stdout" || stream == b"stderr");
+            prop_assert_eq!(rest[0], b' ');
+            let full = match rest[1] {
+                b'F' => true,
+                b'P' => false,
+                other => return Err(TestCaseError::fail(format!("tag {other}"))),
+            };
+            prop_assert_eq!(rest[2], b' ');
+            Ok((stream.to_vec(), full, rest[3..].to_vec()))
+        }
+
+        proptest! {
+            // A log file per case.
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// Both streams, split arbitrarily and interleaved, through a real log file: every
+            /// line is a valid CRI record, P records are exactly the limit long, F records at
+            /// most, and each stream's contents stitched back together are its output.
+            #[test]
+            fn every_record_is_valid_and_contents_reassemble(
+                out in output(),
+                err in output(),
+                out_cuts in proptest::collection::vec(any::<usize>(), 0..8),
+                err_cuts in proptest::collection::vec(any::<usize>(), 0..8),
+                max_line in 1usize..48,
+                secs in 0u64..4_102_444_800,
+                nanos in 0u32..1_000_000_000,
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("c.log");
+                let mut log = ContainerLog::open(Some(&path), max_line).unwrap();
+                let now = UNIX_EPOCH + Duration::new(secs, nanos);
+                let out_chunks = split(&out, &out_cuts);
+                let err_chunks = split(&err, &err_cuts);
+                for i in 0..out_chunks.len().max(err_chunks.len()) {
+                    if let Some(c) = out_chunks.get(i) {
+                        log.write(Stream::Stdout, c, now).unwrap();
+                    }
+                    if let Some(c) = err_chunks.get(i) {
+                        log.write(Stream::Stderr, c, now).unwrap();
+                    }
+                    for p in &log.pending {
+                        prop_assert!(p.len() <= max_line);
+                    }
+                }
+                log.flush_partial(now).unwrap();
+                let file = std::fs::read(&path).unwrap();
+                prop_assert!(file.is_empty() || file.ends_with(b"\n"));
+                let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+                let mut last_full = [true, true];
+                for line in file.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let (stream, full, content) = parse_record(line)?;
+                    let i = usize::from(stream == b"stderr");
+                    if full {
+                        prop_assert!(content.len() <= max_line);
+                    } else {
+                        prop_assert_eq!(content.len(), max_line);
+                    }
+                    got[i].extend_from_slice(&content);
+                    if full {
+                        got[i].push(b'\n');
+                    }
+                    last_full[i] = full;
+                }
+                // The last line of each stream is flushed as F: drop the newline it did not have.
+                for (i, input) in [&out, &err].into_iter().enumerate() {
+                    if !input.ends_with(b"\n") && !got[i].is_empty() {
+                        prop_assert!(last_full[i]);
+                        prop_assert_eq!(got[i].pop(), Some(b'\n'));
+                    }
+                    prop_assert_eq!(&got[i], input);
+                }
+            }
+        }
+    }
 }

@@ -204,7 +204,14 @@ fn valid_domain(d: &str) -> bool {
                 if v6.parse::<std::net::Ipv6Addr>().is_err() {
                     return false;
                 }
-                (None, tail.strip_prefix(':'))
+                // Only a port may follow the address: `[::1]x` is no host.
+                match tail {
+                    "" => (None, None),
+                    t => match t.strip_prefix(':') {
+                        Some(port) => (None, Some(port)),
+                        None => return false,
+                    },
+                }
             }
             None => return false,
         }
@@ -297,6 +304,8 @@ mod tests {
             "-a",
             "a/ b",
             "x:5000:6/y",
+            "[::1]x/y",
+            "[::1]:/y",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be refused");
         }

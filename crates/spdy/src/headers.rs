@@ -221,4 +221,40 @@ mod tests {
             Err(FrameError::TooManyHeaders(4096))
         ));
     }
+
+    proptest::proptest! {
+        /// Uncompressed blocks of arbitrary bytes (what a hostile peer's zlib stream inflates
+        /// to): never a panic, never more entries or longer fields than the limits allow.
+        #[test]
+        fn arbitrary_blocks_respect_the_limits(
+            block in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            max_count in 0u32..8,
+            max_field in 0u32..64,
+        ) {
+            let limits = HeaderLimits { max_count, max_field };
+            if let Ok(h) = Headers::decode_block(&block, limits) {
+                proptest::prop_assert!(h.len() <= max_count as usize);
+                for (name, value) in h.iter() {
+                    proptest::prop_assert!(!name.is_empty());
+                    proptest::prop_assert!(name.len() <= max_field as usize);
+                    proptest::prop_assert_eq!(name.to_ascii_lowercase(), name);
+                    // Repeated names join their values, each within the limit.
+                    proptest::prop_assert!(
+                        value.split(VALUE_SEPARATOR).all(|v| v.len() <= max_field as usize)
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn blocks_round_trip(
+            pairs in proptest::collection::vec(("[a-z0-9-]{1,10}", "\\PC{0,20}"), 0..8),
+        ) {
+            let h: Headers = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let mut buf = BytesMut::new();
+            h.encode_block(&mut buf);
+            let back = Headers::decode_block(&buf, HeaderLimits::default());
+            proptest::prop_assert_eq!(back.ok(), Some(h));
+        }
+    }
 }

@@ -108,4 +108,58 @@ mod tests {
         );
         assert_eq!(rx.recv().await, None);
     }
+
+    mod props {
+        use bytes::Bytes;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_parse_or_fail_cleanly(
+                buf in proptest::collection::vec(any::<u8>(), 0..300),
+            ) {
+                if let Ok((_, used)) = parse_sizes(&buf) {
+                    prop_assert!(used <= buf.len());
+                }
+            }
+
+            /// Sizes written as client-go writes them, split at arbitrary points, all arrive
+            /// in order.
+            #[test]
+            fn split_streams_deliver_every_size(
+                sizes in proptest::collection::vec((any::<u16>(), any::<u16>()), 0..12),
+                cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            ) {
+                let sizes: Vec<TerminalSize> =
+                    sizes.into_iter().map(|(width, height)| TerminalSize { width, height }).collect();
+                let mut wire = Vec::new();
+                for s in &sizes {
+                    serde_json::to_writer(&mut wire, s).unwrap();
+                    wire.push(b'\n');
+                }
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (wire.len() + 1)).collect();
+                cuts.push(0);
+                cuts.push(wire.len());
+                cuts.sort_unstable();
+                let chunks: Vec<std::io::Result<Bytes>> = cuts
+                    .windows(2)
+                    .map(|w| Ok(Bytes::copy_from_slice(&wire[w[0]..w[1]])))
+                    .collect();
+                let reader = tokio_util::io::StreamReader::new(futures::stream::iter(chunks));
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let got = rt.block_on(async {
+                    let (tx, mut rx) = mpsc::channel(sizes.len().max(1));
+                    decode_resizes(reader, tx).await;
+                    let mut got = Vec::new();
+                    while let Some(s) = rx.recv().await {
+                        got.push(s);
+                    }
+                    got
+                });
+                prop_assert_eq!(got, sizes);
+            }
+        }
+    }
 }

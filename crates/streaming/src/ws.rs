@@ -33,7 +33,16 @@ const OUTGOING_QUEUE: usize = 16;
 /// How long to keep reading after sending our close frame, for the peer's reply.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
-/// Builds one channel message.
+/// How many channels a codec can number: a binary message's first byte is the channel; a
+/// base64 message's first character is `'0' + channel`, which must stay one ASCII byte.
+pub(crate) fn max_channels(codec: Codec) -> usize {
+    match codec {
+        Codec::Binary => 256,
+        Codec::Base64 => usize::from(0x80 - b'0'),
+    }
+}
+
+/// Builds one channel message. A base64 channel beyond [`max_channels`] cannot be read back.
 pub(crate) fn channel_message(codec: Codec, channel: u8, data: &[u8]) -> Message {
     match codec {
         Codec::Binary => {
@@ -44,7 +53,8 @@ pub(crate) fn channel_message(codec: Codec, channel: u8, data: &[u8]) -> Message
         }
         Codec::Base64 => {
             let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
-            text.push(char::from(b'0' + channel));
+            // Wrapping like kubelet's `'0' + byte(channel)`, never an overflow panic.
+            text.push(char::from(b'0'.wrapping_add(channel)));
             STANDARD.encode_string(data, &mut text);
             Message::text(text)
         }
@@ -403,5 +413,94 @@ mod tests {
             parse_message(Codec::Binary, true, Message::Close(None)).unwrap(),
             Inbound::End
         );
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn codec() -> impl Strategy<Value = Codec> {
+            prop_oneof![Just(Codec::Binary), Just(Codec::Base64)]
+        }
+
+        fn message() -> impl Strategy<Value = Message> {
+            let bytes = || proptest::collection::vec(any::<u8>(), 0..64);
+            prop_oneof![
+                bytes().prop_map(Message::binary),
+                // Often a close signal or a channel digit first.
+                (
+                    prop_oneof![Just(STREAM_CLOSE), 0u8..10, any::<u8>()],
+                    bytes()
+                )
+                    .prop_map(|(first, rest)| Message::binary([&[first][..], &rest].concat())),
+                "\\PC{0,40}".prop_map(Message::text),
+                "[0-9][A-Za-z0-9+/=]{0,40}".prop_map(Message::text),
+                bytes().prop_map(|b| Message::Ping(b.into())),
+                bytes().prop_map(|b| Message::Pong(b.into())),
+                Just(Message::Close(None)),
+            ]
+        }
+
+        proptest! {
+            /// Whatever a client sends: no panic, and data is exactly what followed the
+            /// channel byte.
+            #[test]
+            fn arbitrary_messages_parse_or_fail_cleanly(
+                msg in message(),
+                codec in codec(),
+                stream_close in any::<bool>(),
+            ) {
+                let raw = match &msg {
+                    Message::Binary(b) => Some(b.to_vec()),
+                    Message::Text(t) => Some(t.as_bytes().to_vec()),
+                    _ => None,
+                };
+                match parse_message(codec, stream_close, msg) {
+                    Ok(Inbound::Data(ch, data)) => {
+                        let raw = raw.unwrap();
+                        prop_assert!(!(stream_close && raw[0] == STREAM_CLOSE));
+                        match codec {
+                            Codec::Binary => {
+                                prop_assert_eq!(ch, raw[0]);
+                                prop_assert_eq!(&data[..], &raw[1..]);
+                            }
+                            Codec::Base64 => {
+                                prop_assert_eq!(ch, raw[0].wrapping_sub(b'0'));
+                                // Base64 of n bytes is at least n * 4 / 3 characters.
+                                prop_assert!(data.len() * 4 <= (raw.len() - 1) * 3 + 3);
+                            }
+                        }
+                    }
+                    Ok(Inbound::Close(ch)) => {
+                        prop_assert!(stream_close);
+                        prop_assert_eq!(raw.unwrap(), vec![STREAM_CLOSE, ch]);
+                    }
+                    Ok(Inbound::Skip) => prop_assert!(raw.is_none_or(|r| r.is_empty())),
+                    Ok(Inbound::End) | Err(_) => {}
+                }
+            }
+
+            /// Every channel number and payload makes a message without panicking, and the
+            /// ones the codec can number parse back to the same channel and bytes.
+            #[test]
+            fn channel_messages_round_trip(
+                codec in codec(),
+                channel in any::<u8>(),
+                data in proptest::collection::vec(any::<u8>(), 0..200),
+                stream_close in any::<bool>(),
+            ) {
+                let msg = channel_message(codec, channel, &data);
+                if usize::from(channel) >= max_channels(codec)
+                    || (stream_close && codec == Codec::Binary && channel == STREAM_CLOSE)
+                {
+                    return Ok(());
+                }
+                prop_assert_eq!(
+                    parse_message(codec, stream_close, msg).unwrap(),
+                    Inbound::Data(channel, Bytes::from(data))
+                );
+            }
+        }
     }
 }

@@ -610,7 +610,7 @@ mod props {
     }
 
     fn raw_entry() -> impl Strategy<Value = RawEntry> {
-        let short = |p: Vec<u8>| p.len() <= 100;
+        let short = |p: &Vec<u8>| p.len() <= 100;
         (
             path().prop_filter("fits a ustar name", short),
             prop_oneof![Just(b'0'), Just(b'5'), Just(b'2'), Just(b'1')],

@@ -11,7 +11,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::error_message;
 use crate::backend::StreamBackend;
 use crate::protocol::Codec;
-use crate::ws::WsChannels;
+use crate::ws::{WsChannels, max_channels};
 
 /// Serves the ports of the CRI request over one WebSocket connection.
 pub(crate) async fn serve<S>(
@@ -23,6 +23,17 @@ pub(crate) async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Two channels per port: past what the codec can number, channels would wrap and collide.
+    if ports.len() * 2 > max_channels(codec) {
+        tracing::warn!(
+            ports = ports.len(),
+            max = max_channels(codec) / 2,
+            "port-forward over WebSocket channels: too many ports for the channel numbering"
+        );
+        let (chans, _) = WsChannels::start(ws, codec, false, &[]);
+        chans.close().await;
+        return;
+    }
     let data_channels: Vec<u8> = (0..ports.len()).map(|i| (2 * i) as u8).collect();
     let (chans, mut reads) = WsChannels::start(ws, codec, false, &data_channels);
     for (i, port) in ports.iter().enumerate() {
