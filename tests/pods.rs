@@ -672,3 +672,87 @@ async fn shared_pid_container_ends_with_its_main_process_runc() {
     longshore_testkit::require_root!();
     shared_pid_container_ends_with_its_main_process("runc").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_past_its_deadline_is_deadline_exceeded() {
+    longshore_testkit::require_root!();
+    let mut d = TestDaemon::start().await;
+    d.pull(common::BUSYBOX).await;
+    let pod = d.pod_config("deadline");
+    let pod_id = d.run_pod(&pod).await;
+    let c = TestDaemon::container_config("sleeper", &["sleep", "3600"]);
+    let id = d.run_container(&pod_id, &pod, c).await;
+    // The client's deadline (grpc-timeout), not the CRI timeout field, ends this call. A tonic
+    // or Go client would time out by itself at the same moment, so a raw HTTP/2 call shows
+    // what the daemon answers.
+    let request = ExecSyncRequest {
+        container_id: id.clone(),
+        cmd: vec!["sleep".into(), "5".into()],
+        timeout: 0,
+    };
+    let (code, message) = raw_grpc_call(
+        &d.socket,
+        "/runtime.v1.RuntimeService/ExecSync",
+        &prost::Message::encode_to_vec(&request),
+        "300m",
+    )
+    .await;
+    assert_eq!(code, Code::DeadlineExceeded as i32, "{message}");
+    // The daemon and the container carry on.
+    let out = d
+        .client
+        .runtime
+        .exec_sync(ExecSyncRequest {
+            container_id: id,
+            cmd: vec!["echo".into(), "still here".into()],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still here\n");
+    d.remove_all_pods().await;
+    d.assert_nothing_left();
+}
+
+/// One unary gRPC call over plain HTTP/2 with a `grpc-timeout` header and no client-side
+/// deadline; returns the grpc-status and grpc-message the server sent.
+async fn raw_grpc_call(
+    socket: &std::path::Path,
+    path: &str,
+    message: &[u8],
+    timeout: &str,
+) -> (i32, String) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    let request = hyper::Request::post(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", timeout)
+        .body(http_body_util::Full::new(bytes::Bytes::from(framed)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let trailers = body.collect().await.unwrap().trailers().cloned();
+    let field = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .or_else(|| trailers.as_ref().and_then(|t| t.get(name)))
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    (
+        field("grpc-status").parse().unwrap_or(-1),
+        field("grpc-message"),
+    )
+}

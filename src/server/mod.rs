@@ -2,6 +2,7 @@
 
 mod allocator;
 mod blocking;
+mod deadline;
 mod rpc;
 mod socket;
 pub mod status;
@@ -137,6 +138,7 @@ async fn run(config: Config) -> Result<()> {
         crate::runtime::end_event_streams();
     };
     let result = tonic::transport::Server::builder()
+        .layer(deadline::DeadlineLayer)
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(incoming, shutdown)
