@@ -36,6 +36,8 @@ pub struct Daemon {
     pub layer_gc: crate::layer_gc::LayerGc,
     /// Node-wide settings for every container's OCI spec.
     pub spec_settings: longshore_spec::SpecSettings,
+    /// CDI devices: the spec directories' devices, read again when a file changes.
+    pub cdi: longshore_cdi::Registry,
     /// The exec/attach/port-forward server, set once at start (`crate::streaming_backend::start`).
     pub streaming: OnceLock<longshore_streaming::StreamingServer>,
 }
@@ -78,6 +80,7 @@ impl Daemon {
             snapshots,
             layer_gc: Default::default(),
             spec_settings,
+            cdi: longshore_cdi::Registry::new(config.containers.cdi_spec_dirs.clone()),
             hierarchy,
             cgroup_root,
             config,

@@ -188,7 +188,12 @@ fn prepare(
         cgroups_path: &record.cgroup,
         settings,
     };
-    let built = spec::build(&input).map_err(crate::server::RpcError::from)?;
+    let mut built = spec::build(&input).map_err(crate::server::RpcError::from)?;
+    let devices = longshore_cdi::requested(
+        config.cdi_devices.iter().map(|d| d.name.as_str()),
+        &config.annotations,
+    );
+    d.cdi.inject(&mut built.spec, &devices)?;
     record.uid = built.user.uid as i64;
     record.gid = built.user.gid as i64;
     record.supplemental_groups = built

@@ -181,6 +181,8 @@ pub struct ContainersConfig {
     pub seccomp_default_profile: String,
     /// Apply `RuntimeDefault` seccomp when a pod asks for nothing (kubelet's SeccompDefault).
     pub seccomp_default_for_unconfined: bool,
+    /// CDI spec directories, lowest priority first (containerd's `cdi_spec_dirs`).
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 /// The exec/attach/port-forward streaming server.
@@ -297,6 +299,7 @@ impl Default for ContainersConfig {
             shm_size: ByteSize(64 << 20),
             seccomp_default_profile: "builtin".into(),
             seccomp_default_for_unconfined: false,
+            cdi_spec_dirs: vec![PathBuf::from("/etc/cdi"), PathBuf::from("/var/run/cdi")],
         }
     }
 }

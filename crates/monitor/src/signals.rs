@@ -3,7 +3,10 @@
 //! `std::process::Command`) sets its internal real-time signals 32 and 33 to SIG_IGN in the
 //! child, and Rust ignores SIGPIPE. The monitor resets every disposition to the default when it
 //! starts, then ignores SIGPIPE for itself only (it wants EPIPE from a gone client, not death);
-//! its creator child puts SIGPIPE back before making container processes.
+//! its creator child puts SIGPIPE back before making container processes, caught by a handler
+//! that does nothing: libcontainer writes the container state to each OCI hook's stdin and
+//! expects EPIPE from a hook that exits without reading it, and a caught signal (unlike an
+//! ignored one) is back to its default in every program the creator's children exec.
 
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
 
@@ -65,8 +68,13 @@ pub(crate) fn ignore_sigpipe() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
 
-/// For a child that will make container processes: nothing blocked, nothing ignored.
+/// For a child that will make container processes: nothing blocked, nothing ignored, SIGPIPE
+/// caught (EPIPE instead of death while it writes to hooks; the default again after exec).
 pub(crate) fn restore_for_child() {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     reset_dispositions();
+    // SAFETY: the handler does nothing, so it is async-signal-safe.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::Handler(on_sigpipe)) };
 }
+
+extern "C" fn on_sigpipe(_: libc::c_int) {}

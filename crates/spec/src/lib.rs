@@ -252,13 +252,6 @@ pub fn build(input: &SpecInput<'_>) -> Result<BuiltSpec, SpecError> {
         .linux
         .as_ref()
         .and_then(|l| l.security_context.as_ref());
-    if !config.cdi_devices.is_empty() {
-        // Starting without the devices would look like success to kubelet; refuse instead.
-        return Err(SpecError::invalid(
-            "CDI_devices",
-            "CDI devices are not supported by this runtime",
-        ));
-    }
     let privileged = sc.is_some_and(|s| s.privileged);
     if privileged && !pod_privileged(input.pod_config) {
         return Err(SpecError::invalid(
@@ -793,17 +786,6 @@ mod tests {
             err.to_string()
                 .starts_with("security_context.capabilities.add_capabilities[1]:")
         );
-    }
-
-    #[test]
-    fn cdi_devices_are_refused() {
-        let f = fixture();
-        let mut c = config();
-        c.cdi_devices = vec![crate::api::CdiDevice {
-            name: "vendor.com/gpu=0".into(),
-        }];
-        let err = run(&f, &c).unwrap_err();
-        assert!(matches!(&err, SpecError::Invalid { field, .. } if field == "CDI_devices"));
     }
 
     #[test]
