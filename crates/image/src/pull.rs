@@ -372,7 +372,7 @@ fn unpack_error(what: &str, e: UnpackError, limit: &LayerLimit) -> Error {
     match e {
         UnpackError::Hostile(reason) => Error::hostile(what, reason),
         UnpackError::Invalid(reason) => Error::hostile(what, format!("malformed layer: {reason}")),
-        UnpackError::TooLarge(_) => Error::hostile(what, limit.refusal()),
+        UnpackError::TooLarge => Error::hostile(what, limit.refusal()),
         UnpackError::Oversize => Error::hostile(what, "more bytes than the descriptor's size"),
         UnpackError::DigestMismatch(actual) => {
             Error::hostile(what, format!("content digest is {actual}"))

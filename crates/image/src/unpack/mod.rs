@@ -26,7 +26,7 @@ pub(crate) enum UnpackError {
     /// A malformed tar or compressed stream.
     Invalid(String),
     /// The uncompressed stream passed the configured limit.
-    TooLarge(u64),
+    TooLarge,
     /// More compressed bytes than the descriptor announced.
     Oversize,
     /// The blob does not hash to its digest (found after a broken stream, the likely cause).
@@ -86,7 +86,7 @@ pub(crate) fn unpack(
     let result = unpack_inner(&mut input, &flags, dest, max_bytes, sync);
     if result.is_err() && flags.too_large.load(Ordering::Relaxed) {
         // The tar reader reports the limit as just another read error.
-        return Err(UnpackError::TooLarge(max_bytes));
+        return Err(UnpackError::TooLarge);
     }
     if let Err(UnpackError::Invalid(_) | UnpackError::Read(_)) = &result {
         // A corrupt stream is most often corrupt content: read the rest (bounded by the
@@ -105,7 +105,7 @@ pub(crate) fn unpack(
     }
     let classify = |e: UnpackError| {
         if flags.too_large.load(Ordering::Relaxed) {
-            UnpackError::TooLarge(max_bytes)
+            UnpackError::TooLarge
         } else if flags.oversize.load(Ordering::Relaxed) {
             UnpackError::Oversize
         } else {
