@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::cgroups;
-use super::workload;
+use super::workload::{self, PidShape};
 use longshore_cri_api::client::CriClient;
 use longshore_cri_api::v1::*;
 
@@ -51,6 +51,8 @@ pub struct Pod {
     pub uid: String,
     /// The config it was made with (CreateContainer sends it again).
     pub config: PodSandboxConfig,
+    /// Whose PID namespace its containers run in.
+    pub pid: PidShape,
 }
 
 /// How long a stop may take before the runtime kills (kubelet sends the pod's grace period).
@@ -92,8 +94,13 @@ impl Endpoint {
         Ok(rt.version(req).await.context("Version")?.into_inner())
     }
 
-    /// Runs a pod named `name`, making its log folder first as kubelet does.
+    /// Runs a kubelet-shaped pod named `name`, making its log folder first as kubelet does.
     pub async fn run_pod(&self, name: &str) -> Result<Pod> {
+        self.run_pod_shaped(name, PidShape::PerContainer).await
+    }
+
+    /// Runs a pod named `name` whose containers' PID namespace `pid` says.
+    pub async fn run_pod_shaped(&self, name: &str, pid: PidShape) -> Result<Pod> {
         let uid = format!("{:016x}", rand::random::<u64>());
         let log_dir = self.log_dir.join(&uid);
         std::fs::create_dir_all(&log_dir)
@@ -104,6 +111,7 @@ impl Endpoint {
             &log_dir.to_string_lossy(),
             self.spec.cgroup_parent.as_deref(),
             &self.run_id,
+            pid,
         );
         let mut rt = self.client.runtime.clone();
         let req = RunPodSandboxRequest {
@@ -120,15 +128,31 @@ impl Endpoint {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone());
-        Ok(Pod { id, uid, config })
+        Ok(Pod {
+            id,
+            uid,
+            config,
+            pid,
+        })
     }
 
-    /// Creates a container in the pod; returns its id.
+    /// Creates a container running the usual workload in the pod; returns its id.
     pub async fn create_container(&self, pod: &Pod, name: &str, image: &str) -> Result<String> {
+        self.create_container_running(pod, name, image, None).await
+    }
+
+    /// Creates a container running `command` (else the usual workload); returns its id.
+    pub async fn create_container_running(
+        &self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        command: Option<&[&str]>,
+    ) -> Result<String> {
         let mut rt = self.client.runtime.clone();
         let req = CreateContainerRequest {
             pod_sandbox_id: pod.id.clone(),
-            config: Some(workload::container_config(name, image)),
+            config: Some(workload::container_config(name, image, command, pod.pid)),
             sandbox_config: Some(pod.config.clone()),
         };
         Ok(rt
@@ -254,6 +278,27 @@ impl Endpoint {
             .await
             .context("ListPodSandbox")?;
         Ok((t.elapsed(), resp.into_inner().items.len()))
+    }
+
+    /// Polls until the container has exited; returns its exit code.
+    pub async fn wait_exited(&self, id: &str) -> Result<i32> {
+        let mut rt = self.client.runtime.clone();
+        loop {
+            let status = rt
+                .container_status(ContainerStatusRequest {
+                    container_id: id.to_string(),
+                    verbose: false,
+                })
+                .await
+                .context("ContainerStatus")?
+                .into_inner()
+                .status
+                .context("ContainerStatus without a status")?;
+            if status.state == ContainerState::ContainerExited as i32 {
+                return Ok(status.exit_code);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// How many containers of the pods given are running.

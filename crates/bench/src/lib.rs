@@ -30,7 +30,7 @@ use report::{EndpointInfo, Machine, Report};
 use scenarios::{Bench, Scenario, Settings};
 
 /// Every scenario, in the order they run (memory last, so "idle after" follows real work).
-const ALL_SCENARIOS: &str = "runp,create-start,lifecycle,concurrent,list,pull,memory";
+const ALL_SCENARIOS: &str = "runp,create-start,lifecycle,shared-pid,concurrent,list,pull,memory";
 
 /// `longshore-bench` options.
 #[derive(Args, Debug, Clone)]
@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn every_scenario_by_default() {
         let args = parse(&["--endpoint", "a=/a.sock"]).unwrap();
-        assert_eq!(args.scenario_list().len(), 7);
+        assert_eq!(args.scenario_list().len(), 8);
         assert_eq!(args.scenario_list().last(), Some(&Scenario::Memory));
     }
 

@@ -12,6 +12,7 @@ use super::endpoint::{Endpoint, Pod};
 use super::memory::{self, RuntimeMemory};
 use super::progress::Progress;
 use super::results::{Results, Unit, ms};
+use super::workload::{LEAVES_A_CHILD, PidShape};
 
 /// A scenario, by the name `--scenarios` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -22,6 +23,8 @@ pub enum Scenario {
     CreateStart,
     /// A whole pod: run, create, start, stop, remove.
     Lifecycle,
+    /// A pod sharing its PID namespace: run, and containers whose main process leaves a child.
+    SharedPid,
     /// N pods with one container each, started at once, until all run.
     Concurrent,
     /// ListContainers / ListPodSandbox with many containers present.
@@ -39,6 +42,7 @@ impl Scenario {
             Scenario::Runp => "runp",
             Scenario::CreateStart => "create-start",
             Scenario::Lifecycle => "lifecycle",
+            Scenario::SharedPid => "shared-pid",
             Scenario::Concurrent => "concurrent",
             Scenario::List => "list",
             Scenario::Pull => "pull",
@@ -104,6 +108,7 @@ impl Bench<'_> {
             Scenario::Runp => self.runp().await,
             Scenario::CreateStart => self.create_start().await,
             Scenario::Lifecycle => self.lifecycle().await,
+            Scenario::SharedPid => self.shared_pid().await,
             Scenario::Concurrent => self.concurrent().await,
             Scenario::List => self.list().await,
             Scenario::Pull => self.pull().await,
@@ -256,6 +261,56 @@ impl Bench<'_> {
                 let _ = ep.teardown(&pod).await;
             }
             rest
+        })
+        .await;
+    }
+
+    /// The pod shape crictl makes by default and kubelet for `shareProcessNamespace: true`: no
+    /// kernel ends what a container's main process leaves behind, so the runtime must.
+    async fn shared_pid(&mut self) {
+        let (warmup, timed) = (self.settings.warmup, self.settings.iterations);
+        let image = self.settings.image.clone();
+        self.interleave("shared-pid", warmup, timed, async |ep, round| {
+            let t0 = Instant::now();
+            let pod = ep
+                .run_pod_shaped(&format!("spid-{round}"), PidShape::Shared)
+                .await?;
+            let runp = t0.elapsed();
+            let rest = async {
+                let id = ep
+                    .create_container_running(&pod, "leaves", &image, Some(&LEAVES_A_CHILD))
+                    .await?;
+                ep.start_container(&id).await?;
+                let t1 = Instant::now();
+                let code = ep.wait_exited(&id).await?;
+                let exit_seen = t1.elapsed();
+                if code != 3 {
+                    bail!("the container exited with {code}, not 3");
+                }
+                let id = ep.create_container(&pod, "svc", &image).await?;
+                ep.start_container(&id).await?;
+                let t2 = Instant::now();
+                ep.stop_container(&id).await?;
+                let stop = t2.elapsed();
+                Ok::<_, anyhow::Error>(vec![
+                    ("RunPodSandbox (shared PID)".into(), Unit::Ms, ms(runp)),
+                    (
+                        "exit seen, main process left a child".into(),
+                        Unit::Ms,
+                        ms(exit_seen),
+                    ),
+                    (
+                        "StopContainer, main process has a child".into(),
+                        Unit::Ms,
+                        ms(stop),
+                    ),
+                ])
+            }
+            .await;
+            let teardown = ep.teardown(&pod).await;
+            let samples = rest?;
+            teardown?;
+            Ok(samples)
         })
         .await;
     }

@@ -33,12 +33,28 @@ const BEST_EFFORT_SHARES: i64 = 2;
 const BEST_EFFORT_OOM_SCORE_ADJ: i64 = 1000;
 const CPU_PERIOD: i64 = 100_000;
 
-/// kubelet's namespace choices for an ordinary pod: pod network and IPC, a PID namespace per
-/// container (`shareProcessNamespace: false`).
-fn namespaces() -> NamespaceOption {
+/// A container whose main process exits at once and leaves a child behind, in a pod sharing
+/// its PID namespace: no kernel ends the child, the runtime must.
+pub const LEAVES_A_CHILD: [&str; 3] = ["sh", "-c", "sleep 3600 & exit 3"];
+
+/// Whose PID namespace a pod's containers run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidShape {
+    /// One per container: kubelet's usual pod (`shareProcessNamespace: false`).
+    PerContainer,
+    /// One for the pod (`shareProcessNamespace: true`, and crictl's default).
+    Shared,
+}
+
+/// kubelet's namespace choices: pod network and IPC, and the PID namespace `pid` says.
+fn namespaces(pid: PidShape) -> NamespaceOption {
+    let pid = match pid {
+        PidShape::PerContainer => NamespaceMode::Container,
+        PidShape::Shared => NamespaceMode::Pod,
+    };
     NamespaceOption {
         network: NamespaceMode::Pod as i32,
-        pid: NamespaceMode::Container as i32,
+        pid: pid as i32,
         ipc: NamespaceMode::Pod as i32,
         ..Default::default()
     }
@@ -52,6 +68,7 @@ pub fn pod_config(
     log_directory: &str,
     cgroup_parent: Option<&str>,
     run_id: &str,
+    pid: PidShape,
 ) -> PodSandboxConfig {
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
@@ -68,7 +85,7 @@ pub fn pod_config(
                 .map(|p| pod_cgroup(p, uid))
                 .unwrap_or_default(),
             security_context: Some(LinuxSandboxSecurityContext {
-                namespace_options: Some(namespaces()),
+                namespace_options: Some(namespaces(pid)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -82,8 +99,13 @@ pub fn pod_cgroup(parent: &str, uid: &str) -> String {
     format!("{}/pod{uid}", parent.trim_end_matches('/'))
 }
 
-/// A container's config.
-pub fn container_config(name: &str, image: &str) -> ContainerConfig {
+/// A container's config: `command` (else [`COMMAND`]) in the PID namespace `pid` says.
+pub fn container_config(
+    name: &str,
+    image: &str,
+    command: Option<&[&str]>,
+    pid: PidShape,
+) -> ContainerConfig {
     ContainerConfig {
         metadata: Some(ContainerMetadata {
             name: name.to_string(),
@@ -93,7 +115,11 @@ pub fn container_config(name: &str, image: &str) -> ContainerConfig {
             image: image.to_string(),
             ..Default::default()
         }),
-        command: COMMAND.iter().map(|s| s.to_string()).collect(),
+        command: command
+            .unwrap_or(&COMMAND)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         log_path: format!("{name}_0.log"),
         linux: Some(LinuxContainerConfig {
             resources: Some(LinuxContainerResources {
@@ -103,7 +129,7 @@ pub fn container_config(name: &str, image: &str) -> ContainerConfig {
                 ..Default::default()
             }),
             security_context: Some(LinuxContainerSecurityContext {
-                namespace_options: Some(namespaces()),
+                namespace_options: Some(namespaces(pid)),
                 ..Default::default()
             }),
         }),
@@ -117,14 +143,21 @@ mod tests {
 
     #[test]
     fn pods_look_like_kubelets() {
-        let c = pod_config("p", "u1", "/logs/u1", Some("/kubepods/besteffort/"), "run1");
+        let c = pod_config(
+            "p",
+            "u1",
+            "/logs/u1",
+            Some("/kubepods/besteffort/"),
+            "run1",
+            PidShape::PerContainer,
+        );
         let linux = c.linux.unwrap();
         assert_eq!(linux.cgroup_parent, "/kubepods/besteffort/podu1");
         let ns = linux.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.pid(), NamespaceMode::Container);
         assert_eq!(c.labels[RUN_LABEL], "run1");
         assert!(
-            pod_config("p", "u", "/l", None, "r")
+            pod_config("p", "u", "/l", None, "r", PidShape::Shared)
                 .linux
                 .unwrap()
                 .cgroup_parent
