@@ -55,6 +55,7 @@ async fn sweep_container_dir(d: &Arc<Daemon>, dir: PathBuf) {
     let snapshots = d.snapshots.clone();
     let swept = blocking("sweeping a container", move || {
         let _ = crate::runtime::unmount(&dir.join("rootfs"));
+        crate::runtime::unmount_image_volumes(&dir);
         let removed = snapshots.remove(&id);
         let _ = std::fs::remove_dir_all(&dir);
         removed

@@ -176,6 +176,9 @@ fn prepare(
         resolv_conf: Some(pod_record.state_dir.join("resolv.conf")),
         shm: pod_record.shm.clone(),
     };
+    // Image volumes become read-only binds of the images' mounted layers.
+    let config =
+        &super::container::image_volumes::mount_all(d, &record.id, &record.state_dir, config)?;
     let image_view = super::container::spec_inputs::image_view(image, &record.image_name);
     let settings = super::container::spec_inputs::settings(d);
     let input = SpecInput {

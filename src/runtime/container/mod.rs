@@ -3,6 +3,7 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod exit;
+pub(crate) mod image_volumes;
 pub(crate) mod monitor;
 pub(crate) mod namespaces;
 pub(crate) mod spec_inputs;
