@@ -280,6 +280,24 @@ impl Endpoint {
         Ok((t.elapsed(), resp.into_inner().items.len()))
     }
 
+    /// Runs `cmd` in the container (ExecSync); fails unless it exits 0.
+    pub async fn exec_sync(&self, id: &str, cmd: &[&str]) -> Result<Vec<u8>> {
+        let mut rt = self.client.runtime.clone();
+        let out = rt
+            .exec_sync(ExecSyncRequest {
+                container_id: id.to_string(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                timeout: 30,
+            })
+            .await
+            .context("ExecSync")?
+            .into_inner();
+        if out.exit_code != 0 {
+            anyhow::bail!("ExecSync {cmd:?} exited {}", out.exit_code);
+        }
+        Ok(out.stdout)
+    }
+
     /// Polls until the container has exited; returns its exit code.
     pub async fn wait_exited(&self, id: &str) -> Result<i32> {
         let mut rt = self.client.runtime.clone();

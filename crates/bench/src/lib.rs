@@ -30,7 +30,8 @@ use report::{EndpointInfo, Machine, Report};
 use scenarios::{Bench, Scenario, Settings};
 
 /// Every scenario, in the order they run (memory last, so "idle after" follows real work).
-const ALL_SCENARIOS: &str = "runp,create-start,lifecycle,shared-pid,concurrent,list,pull,memory";
+const ALL_SCENARIOS: &str =
+    "runp,create-start,lifecycle,shared-pid,clients,concurrent,list,pull,memory";
 
 /// `longshore-bench` options.
 #[derive(Args, Debug, Clone)]
@@ -81,6 +82,12 @@ pub struct BenchArgs {
     /// Seconds to wait before memory readings.
     #[arg(long, default_value_t = 2)]
     pub settle: u64,
+    /// Clients of the clients scenario.
+    #[arg(long, default_value_t = 6)]
+    pub clients: usize,
+    /// Lifecycles each client of the clients scenario runs.
+    #[arg(long, default_value_t = 5)]
+    pub lifecycles: usize,
     /// Calls at once during untimed setup and teardown.
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
@@ -155,6 +162,8 @@ impl BenchArgs {
             pull_image: self.pull_image.clone(),
             settle: Duration::from_secs(self.settle),
             parallel: self.parallel.max(1),
+            clients: self.clients.max(1),
+            lifecycles: self.lifecycles.max(1),
             step_timeout: Duration::from_secs(self.step_timeout.max(1)),
         }
     }
@@ -181,6 +190,10 @@ impl BenchArgs {
                     "{} containers in {} pods",
                     self.list_containers, self.list_pods
                 ),
+            ),
+            (
+                "clients".into(),
+                format!("{} x {} lifecycles", self.clients, self.lifecycles),
             ),
             ("image".into(), self.image.clone()),
             ("pull image".into(), self.pull_image.clone()),
@@ -352,7 +365,7 @@ mod tests {
     #[test]
     fn every_scenario_by_default() {
         let args = parse(&["--endpoint", "a=/a.sock"]).unwrap();
-        assert_eq!(args.scenario_list().len(), 8);
+        assert_eq!(args.scenario_list().len(), 9);
         assert_eq!(args.scenario_list().last(), Some(&Scenario::Memory));
     }
 

@@ -25,6 +25,9 @@ pub enum Scenario {
     Lifecycle,
     /// A pod sharing its PID namespace: run, and containers whose main process leaves a child.
     SharedPid,
+    /// Clients at once, each through full lifecycles (run, create, start, exec, stop, remove) of
+    /// pods sharing their PID namespace.
+    Clients,
     /// N pods with one container each, started at once, until all run.
     Concurrent,
     /// ListContainers / ListPodSandbox with many containers present.
@@ -43,6 +46,7 @@ impl Scenario {
             Scenario::CreateStart => "create-start",
             Scenario::Lifecycle => "lifecycle",
             Scenario::SharedPid => "shared-pid",
+            Scenario::Clients => "clients",
             Scenario::Concurrent => "concurrent",
             Scenario::List => "list",
             Scenario::Pull => "pull",
@@ -74,8 +78,28 @@ pub struct Settings {
     pub settle: Duration,
     /// Calls at once when setting up or tearing down (untimed).
     pub parallel: usize,
+    /// Clients of the clients scenario.
+    pub clients: usize,
+    /// Lifecycles each of them runs.
+    pub lifecycles: usize,
     /// Longest a single step may take before the scenario fails on that endpoint.
     pub step_timeout: Duration,
+}
+
+/// One pod through its whole life as kubelet drives it, with an exec (a probe) in between.
+async fn one_lifecycle(ep: &Endpoint, name: &str, image: &str) -> Result<()> {
+    let pod = ep.run_pod_shaped(name, PidShape::Shared).await?;
+    let work = async {
+        let id = ep.create_container(&pod, "c", image).await?;
+        ep.start_container(&id).await?;
+        ep.exec_sync(&id, &["true"]).await?;
+        ep.stop_container(&id).await?;
+        ep.remove_container(&id).await
+    }
+    .await;
+    let teardown = ep.teardown(&pod).await;
+    work?;
+    teardown
 }
 
 /// Samples one step produced: figure name, unit, value.
@@ -109,6 +133,7 @@ impl Bench<'_> {
             Scenario::CreateStart => self.create_start().await,
             Scenario::Lifecycle => self.lifecycle().await,
             Scenario::SharedPid => self.shared_pid().await,
+            Scenario::Clients => self.clients().await,
             Scenario::Concurrent => self.concurrent().await,
             Scenario::List => self.list().await,
             Scenario::Pull => self.pull().await,
@@ -311,6 +336,37 @@ impl Bench<'_> {
             let samples = rest?;
             teardown?;
             Ok(samples)
+        })
+        .await;
+    }
+
+    /// Several clients at once, as a busy node's kubelet, probes and tools are: each runs
+    /// lifecycles one after the other, with an exec and a stop of a main process with a child.
+    async fn clients(&mut self) {
+        let rounds = self.settings.rounds;
+        let (clients, each) = (self.settings.clients, self.settings.lifecycles);
+        let image = self.settings.image.clone();
+        self.interleave("clients", 0, rounds, async |ep, round| {
+            let t = Instant::now();
+            let runs = (0..clients).map(|c| {
+                let image = image.clone();
+                async move {
+                    for i in 0..each {
+                        one_lifecycle(ep, &format!("cl{round}-{c}-{i}"), &image).await?;
+                    }
+                    Ok::<_, anyhow::Error>(())
+                }
+            });
+            let results = futures::future::join_all(runs).await;
+            let took = t.elapsed();
+            if let Some(e) = results.into_iter().find_map(Result::err) {
+                return Err(e);
+            }
+            Ok(vec![(
+                format!("{clients} clients x {each} lifecycles with exec and stop, shared PID"),
+                Unit::Ms,
+                ms(took),
+            )])
         })
         .await;
     }
