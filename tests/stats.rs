@@ -572,6 +572,30 @@ async fn pod_stats_and_metrics_cover_containers_and_network() {
             .iter()
             .any(|m| m.name == "container_fs_usage_bytes")
     );
+    // cAdvisor's process, file and filesystem figures, as kubelet 1.37 expects them.
+    let value = |name: &str| {
+        a_metrics
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.value)
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .value
+    };
+    assert!(value("container_processes") >= 1);
+    assert!(value("container_file_descriptors") >= 3, "stdio at least");
+    assert!(value("container_fs_limit_bytes") > 0);
+    assert!(value("container_fs_inodes_total") >= value("container_fs_inodes_free"));
+    assert!(value("container_last_seen") > 1_700_000_000);
+    assert!(value("container_memory_max_usage_bytes") >= value("container_memory_rss"));
+    for name in [
+        "container_memory_cache",
+        "container_memory_failcnt",
+        "container_memory_kernel_usage",
+        "container_memory_mapped_file",
+        "container_sockets",
+    ] {
+        value(name);
+    }
 
     d.remove_all_pods().await;
     d.assert_nothing_left();

@@ -36,11 +36,19 @@ const fn counter(name: &'static str, help: &'static str, extra: &'static [&'stat
 }
 
 const fn gauge(name: &'static str, help: &'static str) -> Desc {
+    gauge_with(name, help, &[])
+}
+
+const fn gauge_with(
+    name: &'static str,
+    help: &'static str,
+    extra: &'static [&'static str],
+) -> Desc {
     Desc {
         name,
         help,
         kind: MetricType::Gauge,
-        extra: &[],
+        extra,
     }
 }
 
@@ -48,6 +56,9 @@ const fn gauge(name: &'static str, help: &'static str) -> Desc {
 const CPU: &[&str] = &["cpu"];
 const FAILURE: &[&str] = &["failure_type", "scope"];
 const INTERFACE: &[&str] = &["interface"];
+/// The filesystem's device (cAdvisor's `device` label).
+const DEVICE: &[&str] = &["device"];
+const BLKIO: &[&str] = &["device", "major", "minor", "operation"];
 
 pub(crate) const CPU_USAGE: Desc = counter(
     "container_cpu_usage_seconds_total",
@@ -201,6 +212,82 @@ pub(crate) const IO_STALLED: Desc = counter(
     &[],
 );
 
+pub(crate) const BLKIO_USAGE: Desc = counter(
+    "container_blkio_device_usage_total",
+    "Blkio device bytes usage",
+    BLKIO,
+);
+pub(crate) const FS_READS_BYTES: Desc = counter(
+    "container_fs_reads_bytes_total",
+    "Cumulative count of bytes read",
+    DEVICE,
+);
+pub(crate) const FS_READS: Desc = counter(
+    "container_fs_reads_total",
+    "Cumulative count of reads completed",
+    DEVICE,
+);
+pub(crate) const FS_WRITES_BYTES: Desc = counter(
+    "container_fs_writes_bytes_total",
+    "Cumulative count of bytes written",
+    DEVICE,
+);
+pub(crate) const FS_WRITES: Desc = counter(
+    "container_fs_writes_total",
+    "Cumulative count of writes completed",
+    DEVICE,
+);
+pub(crate) const FS_INODES_FREE: Desc = gauge_with(
+    "container_fs_inodes_free",
+    "Number of available Inodes",
+    DEVICE,
+);
+pub(crate) const FS_INODES_TOTAL: Desc =
+    gauge_with("container_fs_inodes_total", "Number of Inodes", DEVICE);
+pub(crate) const FS_LIMIT: Desc = gauge_with(
+    "container_fs_limit_bytes",
+    "Number of bytes that can be consumed by the container on this filesystem.",
+    DEVICE,
+);
+pub(crate) const FILE_DESCRIPTORS: Desc = gauge(
+    "container_file_descriptors",
+    "Number of open file descriptors for the container.",
+);
+pub(crate) const SOCKETS: Desc = gauge(
+    "container_sockets",
+    "Number of open sockets for the container.",
+);
+pub(crate) const PROCESSES: Desc = gauge(
+    "container_processes",
+    "Number of processes running inside the container.",
+);
+pub(crate) const LAST_SEEN: Desc = gauge(
+    "container_last_seen",
+    "Last time a container was seen by the exporter",
+);
+pub(crate) const MEMORY_CACHE: Desc = gauge(
+    "container_memory_cache",
+    "Number of bytes of page cache memory.",
+);
+/// A counter that cAdvisor names without `_total`.
+pub(crate) const MEMORY_FAILCNT: Desc = counter(
+    "container_memory_failcnt",
+    "Number of memory usage hits limits",
+    &[],
+);
+pub(crate) const MEMORY_KERNEL: Desc = gauge(
+    "container_memory_kernel_usage",
+    "Size of kernel memory allocated in bytes.",
+);
+pub(crate) const MEMORY_MAPPED_FILE: Desc = gauge(
+    "container_memory_mapped_file",
+    "Size of memory mapped files in bytes.",
+);
+pub(crate) const MEMORY_MAX_USAGE: Desc = gauge(
+    "container_memory_max_usage_bytes",
+    "Maximum memory usage recorded in bytes",
+);
+
 /// Every metric Longshore reports.
 pub(crate) const ALL: &[&Desc] = &[
     &CPU_USAGE,
@@ -238,6 +325,23 @@ pub(crate) const ALL: &[&Desc] = &[
     &MEMORY_STALLED,
     &IO_WAITING,
     &IO_STALLED,
+    &BLKIO_USAGE,
+    &FS_READS_BYTES,
+    &FS_READS,
+    &FS_WRITES_BYTES,
+    &FS_WRITES,
+    &FS_INODES_FREE,
+    &FS_INODES_TOTAL,
+    &FS_LIMIT,
+    &FILE_DESCRIPTORS,
+    &SOCKETS,
+    &PROCESSES,
+    &LAST_SEEN,
+    &MEMORY_CACHE,
+    &MEMORY_FAILCNT,
+    &MEMORY_KERNEL,
+    &MEMORY_MAPPED_FILE,
+    &MEMORY_MAX_USAGE,
 ];
 
 /// The CRI descriptors of [`ALL`].
@@ -281,11 +385,13 @@ mod tests {
             sorted.sort();
             assert_eq!(d.label_keys, sorted, "{}", d.name);
             assert!(d.name.starts_with("container_"), "{}", d.name);
-            assert_eq!(
-                d.name.ends_with("_total"),
-                ALL.iter()
-                    .any(|a| a.name == d.name && a.kind == MetricType::Counter)
-            );
+            let counter = ALL
+                .iter()
+                .any(|a| a.name == d.name && a.kind == MetricType::Counter);
+            // cAdvisor's two exceptions: a counter without `_total`, a gauge with it.
+            let named_counter = (d.name.ends_with("_total") && d.name != FS_INODES_TOTAL.name)
+                || d.name == MEMORY_FAILCNT.name;
+            assert_eq!(named_counter, counter, "{}", d.name);
         }
         let net = descs.iter().find(|d| d.name == NET_RX_BYTES.name).unwrap();
         assert_eq!(

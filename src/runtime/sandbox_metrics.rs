@@ -24,7 +24,7 @@ use crate::api::{
     UInt64Value,
 };
 use crate::daemon::Daemon;
-use crate::state::{Container, ContainerState, Pod};
+use crate::state::{Container, ContainerState, Pod, now_nanos};
 
 /// Pods per `StreamPodSandboxMetrics` message.
 const STREAM_CHUNK: usize = 512;
@@ -72,9 +72,10 @@ fn all_pod_metrics(d: &Daemon) -> Vec<PodSandboxMetrics> {
     stats::sample::forget_the_gone(d);
     let pods = sandbox_stats::ready_pods(d, None);
     let networks = sandbox_stats::network_of(&pods);
+    let fs = layer_fs(d);
     pods.iter()
         .zip(networks)
-        .map(|(pod, network)| pod_metrics(d, pod, network))
+        .map(|(pod, network)| pod_metrics(d, pod, network, fs.as_ref()))
         .collect()
 }
 
@@ -82,6 +83,7 @@ fn pod_metrics(
     d: &Daemon,
     pod: &Pod,
     network: Option<(i64, Vec<InterfaceCounters>)>,
+    fs: Option<&LayerFs>,
 ) -> PodSandboxMetrics {
     let record = pod.snapshot();
     let mut out = Emitter::new(pod_labels(pod));
@@ -101,7 +103,7 @@ fn pod_metrics(
         .filter(|c| c.state() == ContainerState::Running)
         .map(|c| ContainerMetrics {
             container_id: c.id.clone(),
-            metrics: container_metrics(d, pod, c),
+            metrics: container_metrics(d, pod, c, fs),
         })
         .collect();
     PodSandboxMetrics {
@@ -111,7 +113,7 @@ fn pod_metrics(
     }
 }
 
-fn container_metrics(d: &Daemon, pod: &Pod, c: &Container) -> Vec<Metric> {
+fn container_metrics(d: &Daemon, pod: &Pod, c: &Container, fs: Option<&LayerFs>) -> Vec<Metric> {
     let record = c.snapshot();
     let mut out = Emitter::new(container_labels(pod, c, &record.image_name));
     match container_stats::sample_of(d, c) {
@@ -123,8 +125,93 @@ fn container_metrics(d: &Daemon, pod: &Pod, c: &Container) -> Vec<Metric> {
     if let Some(layer) = cache().writable_layer(&d.snapshots, &c.id) {
         out.emit_at(&m::FS_USAGE, layer.bytes, &[], layer.at);
     }
+    if let Some(fs) = fs {
+        let device = [("device", fs.device.as_str())];
+        out.emit(&m::FS_LIMIT, fs.limit_bytes, &device);
+        out.emit(&m::FS_INODES_TOTAL, fs.inodes_total, &device);
+        out.emit(&m::FS_INODES_FREE, fs.inodes_free, &device);
+    }
+    match super::container::cgroup::io_stats(d, &record) {
+        Ok(devices) => io_metrics(&mut out, &devices),
+        Err(e) => warn!(container = %c.id, error = %e, "container block I/O metrics left out"),
+    }
+    match super::container::cgroup::procs(d, &record) {
+        Ok(pids) => process_metrics(&mut out, &pids),
+        Err(e) => warn!(container = %c.id, error = %e, "container process metrics left out"),
+    }
     out.emit(&m::START_TIME, secs(record.started_at), &[]);
+    out.emit(&m::LAST_SEEN, secs(now_nanos()), &[]);
     out.metrics
+}
+
+/// Block I/O per device, as cAdvisor labels it (`device` is the node under /dev/block).
+fn io_metrics(out: &mut Emitter, devices: &[longshore_cgroups::IoDevice]) {
+    for io in devices {
+        let (major, minor) = (io.major.to_string(), io.minor.to_string());
+        let device = format!("/dev/block/{major}:{minor}");
+        let dev = [("device", device.as_str())];
+        out.emit(&m::FS_READS_BYTES, io.read_bytes, &dev);
+        out.emit(&m::FS_READS, io.reads, &dev);
+        out.emit(&m::FS_WRITES_BYTES, io.write_bytes, &dev);
+        out.emit(&m::FS_WRITES, io.writes, &dev);
+        for (operation, value) in [("Read", io.read_bytes), ("Write", io.write_bytes)] {
+            let labels = [
+                ("device", device.as_str()),
+                ("major", major.as_str()),
+                ("minor", minor.as_str()),
+                ("operation", operation),
+            ];
+            out.emit(&m::BLKIO_USAGE, value, &labels);
+        }
+    }
+}
+
+/// Processes, open file descriptors and sockets of the processes `pids` (a process that has
+/// gone meanwhile counts for nothing).
+fn process_metrics(out: &mut Emitter, pids: &[u32]) {
+    let (mut fds, mut sockets) = (0u64, 0u64);
+    for pid in pids {
+        let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            fds += 1;
+            let is_socket = std::fs::read_link(entry.path())
+                .is_ok_and(|t| t.as_os_str().as_encoded_bytes().starts_with(b"socket:"));
+            sockets += u64::from(is_socket);
+        }
+    }
+    out.emit(&m::PROCESSES, pids.len() as u64, &[]);
+    out.emit(&m::FILE_DESCRIPTORS, fds, &[]);
+    out.emit(&m::SOCKETS, sockets, &[]);
+}
+
+/// The filesystem holding the containers' writable layers: cAdvisor's per-container `fs`
+/// figures are its device's.
+struct LayerFs {
+    device: String,
+    limit_bytes: u64,
+    inodes_total: u64,
+    inodes_free: u64,
+}
+
+/// Reads [`LayerFs`] once per call (statvfs of the root folder and the mount it is on).
+fn layer_fs(d: &Daemon) -> Option<LayerFs> {
+    let root = &d.config.root;
+    let st = nix::sys::statvfs::statvfs(root).ok()?;
+    let mounts = longshore_mountinfo::read_self().ok()?;
+    let device = mounts
+        .iter()
+        .filter(|m| root.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())
+        .map(|m| m.source.clone())
+        .unwrap_or_default();
+    Some(LayerFs {
+        device,
+        limit_bytes: st.blocks().saturating_mul(st.fragment_size()),
+        inodes_total: st.files(),
+        inodes_free: st.files_free(),
+    })
 }
 
 /// CPU, memory, task and pressure metrics of one cgroup reading.
@@ -170,6 +257,11 @@ fn cgroup_metrics(out: &mut Emitter, sample: &Sample) {
             &[("failure_type", "pgmajfault"), ("scope", scope)],
         );
     }
+    out.emit(&m::MEMORY_CACHE, memory.cache_bytes, &[]);
+    out.emit(&m::MEMORY_MAPPED_FILE, memory.mapped_file_bytes, &[]);
+    out.emit(&m::MEMORY_KERNEL, memory.kernel_bytes, &[]);
+    out.emit(&m::MEMORY_MAX_USAGE, memory.max_usage_bytes, &[]);
+    out.emit(&m::MEMORY_FAILCNT, memory.failcnt, &[]);
     out.emit(&m::OOM_EVENTS, *oom_kills, &[]);
     // cAdvisor reports "unlimited" as 0.
     out.emit(&m::SPEC_MEMORY_LIMIT, memory.limit_bytes.unwrap_or(0), &[]);

@@ -237,6 +237,18 @@ impl Cgroup {
         Ok(pids)
     }
 
+    /// Block I/O per device, cumulative, from the io controller (v2) or blkio (v1); empty where
+    /// neither accounts for this cgroup.
+    pub fn io_stats(&self) -> Result<Vec<crate::IoDevice>> {
+        if let Some(dir) = self.v1_dir(Controller::Blkio) {
+            return Ok(crate::io::v1(dir)?);
+        }
+        match &self.layout {
+            Layout::V2(u) => Ok(crate::io::v2(&u.dir)?),
+            Layout::V1 { .. } => Ok(Vec::new()),
+        }
+    }
+
     /// Read the cgroup's accounting from the kernel's files (no process listing).
     pub fn stats(&self) -> Result<Stats> {
         let timestamp = SystemTime::now();

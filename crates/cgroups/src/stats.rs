@@ -57,6 +57,17 @@ pub struct MemoryStats {
     /// The swap limit (v2 `memory.swap.max`; v1 memsw limit minus memory limit); `None` when
     /// unlimited or not accounted.
     pub swap_limit_bytes: Option<u64>,
+    /// Page cache (v2 `file`, v1 `total_cache`).
+    pub cache_bytes: u64,
+    /// Mapped files (v2 `file_mapped`, v1 `total_mapped_file`).
+    pub mapped_file_bytes: u64,
+    /// Kernel memory (v2 `kernel`, or its parts on kernels before 5.18; v1 `kmem` usage).
+    pub kernel_bytes: u64,
+    /// The highest usage seen (v2 `memory.peak`, Linux 5.19+, else the usage now; v1
+    /// `max_usage_in_bytes`).
+    pub max_usage_bytes: u64,
+    /// Times the limit was hit (v2 `max` in `memory.events`, v1 `failcnt`).
+    pub failcnt: u64,
 }
 
 impl MemoryStats {

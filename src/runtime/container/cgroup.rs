@@ -149,6 +149,29 @@ fn remove_now(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
         .with_context(|| format!("removing cgroup {}", record.cgroup))
 }
 
+/// The processes in the container's cgroup (none when it has no cgroup). Blocking.
+pub(crate) fn procs(d: &Daemon, record: &ContainerRecord) -> Result<Vec<u32>, RpcError> {
+    let Some(cgroup) = open(d, record)? else {
+        return Ok(Vec::new());
+    };
+    cgroup
+        .procs()
+        .with_context(|| format!("listing cgroup {}", record.cgroup))
+}
+
+/// Block I/O of the container's cgroup per device. Blocking.
+pub(crate) fn io_stats(
+    d: &Daemon,
+    record: &ContainerRecord,
+) -> Result<Vec<longshore_cgroups::IoDevice>, RpcError> {
+    let Some(cgroup) = open(d, record)? else {
+        return Ok(Vec::new());
+    };
+    cgroup
+        .io_stats()
+        .with_context(|| format!("reading block I/O of cgroup {}", record.cgroup))
+}
+
 /// The container cgroup's directories, one per hierarchy, for its monitor.
 pub(crate) fn dirs(d: &Daemon, record: &ContainerRecord) -> Vec<std::path::PathBuf> {
     open(d, record)

@@ -113,6 +113,7 @@ mod tests {
                 limit_bytes: Some(256 << 20),
                 swap_usage_bytes: Some(4096),
                 swap_limit_bytes: Some(1 << 20),
+                ..Default::default()
             },
             pids: PidsStats {
                 current: 3,

@@ -21,6 +21,10 @@ const MEMORY_MEMSW_USAGE_IN_BYTES: &str = "memory.memsw.usage_in_bytes";
 const MEMORY_STAT: &str = "memory.stat";
 /// OOM state, including the `oom_kill` counter (Linux 4.13+).
 pub(crate) const MEMORY_OOM_CONTROL: &str = "memory.oom_control";
+const MEMORY_MAX_USAGE_IN_BYTES: &str = "memory.max_usage_in_bytes";
+const MEMORY_FAILCNT: &str = "memory.failcnt";
+/// Kernel memory; absent where the kernel has no kmem accounting.
+const MEMORY_KMEM_USAGE_IN_BYTES: &str = "memory.kmem.usage_in_bytes";
 
 /// The v1 spelling of "unlimited" when writing.
 const UNLIMITED: i64 = -1;
@@ -133,7 +137,19 @@ pub(crate) fn stats(dir: &Path) -> Result<MemoryStats, MemoryError> {
         swap_limit_bytes: memsw_limit
             .zip(limit)
             .map(|(both, mem)| both.saturating_sub(mem)),
+        cache_bytes: key("total_cache"),
+        mapped_file_bytes: key("total_mapped_file"),
+        kernel_bytes: optional_u64(&dir.join(MEMORY_KMEM_USAGE_IN_BYTES))?.unwrap_or(0),
+        max_usage_bytes: optional_u64(&dir.join(MEMORY_MAX_USAGE_IN_BYTES))?.unwrap_or(usage),
+        failcnt: optional_u64(&dir.join(MEMORY_FAILCNT))?.unwrap_or(0),
     })
+}
+
+/// A single-number file that a kernel may not have.
+fn optional_u64(path: &Path) -> Result<Option<u64>, MemoryError> {
+    Ok(fs::read_optional(path)?
+        .map(|t| fs::parse_with(path, &t, parse::single_u64))
+        .transpose()?)
 }
 
 /// `oom_kill` from `memory.oom_control` (0 on kernels before 4.13, which lack the counter).

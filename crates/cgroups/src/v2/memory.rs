@@ -22,6 +22,10 @@ const MEMORY_CURRENT: &str = "memory.current";
 const MEMORY_STAT: &str = "memory.stat";
 /// Limit events, including `oom_kill`.
 pub(crate) const MEMORY_EVENTS: &str = "memory.events";
+/// The highest usage (Linux 5.19+).
+const MEMORY_PEAK: &str = "memory.peak";
+/// What `kernel` in memory.stat (Linux 5.18+) sums, for older kernels.
+const KERNEL_PARTS: [&str; 5] = ["kernel_stack", "pagetables", "percpu", "sock", "slab"];
 
 /// A v2 memory setting or reading that failed.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +151,17 @@ pub(crate) fn stats(dir: &Path) -> Result<MemoryStats, MemoryError> {
             .map(|t| fs::parse_with(&dir.join(MEMORY_SWAP_MAX), &t, parse::limit))
             .transpose()?
             .flatten(),
+        cache_bytes: key("file"),
+        mapped_file_bytes: key("file_mapped"),
+        kernel_bytes: parse::keyed(&stat, "kernel")
+            .unwrap_or_else(|| KERNEL_PARTS.iter().map(|k| key(k)).sum()),
+        max_usage_bytes: match fs::read_optional(&dir.join(MEMORY_PEAK))? {
+            Some(t) => fs::parse_with(&dir.join(MEMORY_PEAK), &t, parse::single_u64)?,
+            None => usage,
+        },
+        failcnt: fs::read_optional(&dir.join(MEMORY_EVENTS))?
+            .and_then(|t| parse::keyed(&t, "max"))
+            .unwrap_or(0),
     })
 }
 
