@@ -23,6 +23,7 @@ fn image_mount(container_path: &str, image: &str, sub_path: &str) -> Mount {
             ..Default::default()
         }),
         image_sub_path: sub_path.into(),
+        readonly: true,
         ..Default::default()
     }
 }
@@ -130,6 +131,14 @@ async fn image_volumes_mount_read_only_and_keep_their_layers() {
     c.mounts = vec![image_mount("/tools", common::BUSYBOX, "no/such/dir")];
     let err = create(&mut d, &pod_id, &pod, c).await;
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let mut c = TestDaemon::container_config("writable", &["true"]);
+    c.mounts = vec![Mount {
+        readonly: false,
+        ..image_mount("/tools", common::BUSYBOX, "")
+    }];
+    let err = create(&mut d, &pod_id, &pod, c).await;
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("readonly"), "{err}");
     let mut c = TestDaemon::container_config("unpulled", &["true"]);
     c.mounts = vec![image_mount(
         "/x",

@@ -19,10 +19,11 @@ pub(super) async fn create_container(
     d: &Arc<Daemon>,
     req: CreateContainerRequest,
 ) -> Result<CreateContainerResponse, RpcError> {
-    let config = req
+    let mut config = req
         .config
         .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::container_config(&config)?;
+    super::container::image_volumes::resolve_refs(d, &mut config)?;
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     // Its own task: a client that gives up (a timeout, a dropped connection) cannot leave the
     // container half made; it is finished, or undone.

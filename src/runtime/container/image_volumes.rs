@@ -19,6 +19,31 @@ use crate::server::status::RpcContext;
 /// The folder, in a container's state folder, holding its image volumes' mounts.
 const VOLUMES_DIR: &str = "volumes";
 
+/// Checks the image mounts of `config` before anything is made, and records in each the id of
+/// the image it will show (`ImageSpec.image_ref`, what PullImage answered for it), which the
+/// container's status reports. An image mount must be read-only and name a pulled image.
+pub(crate) fn resolve_refs(d: &Daemon, config: &mut ContainerConfig) -> Result<(), RpcError> {
+    for (i, m) in config.mounts.iter_mut().enumerate() {
+        let Some(image) = m.image.as_mut().filter(|s| !s.image.is_empty()) else {
+            continue;
+        };
+        let field = format!("config.mounts[{i}]");
+        if !m.readonly {
+            return Err(RpcError::invalid_argument(format!(
+                "{field}.readonly: an image volume is read-only; readonly must be true"
+            )));
+        }
+        let found = d.images.resolve(&image.image)?.ok_or_else(|| {
+            RpcError::not_found(format!(
+                "{field}.image: image {:?} not found; pull it first",
+                image.image
+            ))
+        })?;
+        image.image_ref = found.id;
+    }
+    Ok(())
+}
+
 /// Mounts the image volumes `config` asks for and returns the config with each image mount
 /// turned into a read-only bind of its mount. Blocking (mounts). On an error, what was mounted
 /// stays for the caller's undo ([`unmount_all`]).
