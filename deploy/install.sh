@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 if command -v apt-get >/dev/null; then
+  # A fresh machine (or image) may have no package lists, or week-old ones that name versions the
+  # mirror no longer has: refresh them first.
+  lists=$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)
+  [ -n "$lists" ] || apt-get update -qq -o DPkg::Lock::Timeout=600
   apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 \
     gcc libc6-dev pkg-config libseccomp-dev containernetworking-plugins iptables >/dev/null
 fi

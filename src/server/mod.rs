@@ -3,6 +3,8 @@
 mod allocator;
 mod blocking;
 mod deadline;
+mod journal;
+mod notify;
 mod rpc;
 mod socket;
 pub mod status;
@@ -88,17 +90,30 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     runtime.block_on(run(config))
 }
 
+/// Logs on stderr: colours only on a terminal; under journald (`JOURNAL_STREAM`, set by
+/// systemd for a service whose output goes to the journal) each line starts with its syslog
+/// priority (`<3>` error … `<7>` debug) and carries no timestamp of its own.
 fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !journald);
+    match (config.log.format, journald) {
+        (LogFormat::Json, _) => builder.json().init(),
+        (LogFormat::Text, true) => builder
+            .event_format(journal::SyslogPriority(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_ansi(false),
+            ))
+            .init(),
+        (LogFormat::Text, false) => builder.init(),
     }
 }
 
@@ -134,9 +149,11 @@ async fn run(config: Config) -> Result<()> {
     );
     let shutdown = async {
         shutdown_signal().await;
+        notify::stopping();
         // Endless streams would hold graceful shutdown open.
         crate::runtime::end_event_streams();
     };
+    notify::ready();
     let result = tonic::transport::Server::builder()
         .layer(deadline::DeadlineLayer)
         .add_service(runtime_service)
