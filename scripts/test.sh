@@ -19,4 +19,4 @@ cargo test --locked --workspace -- --test-threads="${LONGSHORE_TEST_THREADS:-4}"
 scripts/test-cgroup-v2.sh
 scripts/test-daemon-v2.sh --test stats
 scripts/test-daemon-v2.sh --test pods memory_limit resources_update containers_of_a_pod \
-  the_runc_handler security_context
+  the_runc_handler security_context shared_pid_container
