@@ -34,8 +34,12 @@ pub(crate) async fn remove(d: &Arc<Daemon>, container: &Arc<Container>) -> Resul
         return Ok(()); // removed meanwhile by another call
     }
     let record = container.snapshot();
-    release_storage(d, &record).await;
-    if let Err(e) = container::cgroup::remove(d, &record).await {
+    // Storage and cgroup are independent: freed side by side on the blocking pool.
+    let ((), cgroup) = tokio::join!(
+        release_storage(d, &record),
+        container::cgroup::remove(d, &record)
+    );
+    if let Err(e) = cgroup {
         warn!(container = %container.id, error = %e, "cannot remove the container's cgroup");
     }
     d.state.remove_container(container).await?;

@@ -277,10 +277,22 @@ impl Snapshotter {
     }
 
     /// Delete a container's writable layer and its lease (idempotent). Unmount first.
+    ///
+    /// The lease's removal is committed without an fsync of its own: the caller's next durable
+    /// commit in the same database (the container record's removal) makes it durable. A crash
+    /// in between loses only the removal of a lease whose container record is still there, so
+    /// the removal is simply repeated; a lease no record owns is swept at start.
     pub fn remove(&self, container_id: &str) -> Result<()> {
         let dir = self.container_dir(container_id)?;
         remove_tree(&dir)?;
-        self.remove_lease(&container_lease(container_id))
+        let mut tx = self.db.begin_write()?;
+        if let Err(e) = tx.set_durability(redb::Durability::None) {
+            debug!(error = %e, "a durable lease removal, then");
+        }
+        tx.open_multimap_table(LEASES)?
+            .remove_all(container_lease(container_id).as_str())?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Every container that has a writable layer or a lease here: what a start-up sweep
