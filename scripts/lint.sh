@@ -11,7 +11,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 if command -v cargo-deny >/dev/null; then
   cargo deny check licenses bans sources
 else
-  # Building cargo-deny from crates.io takes minutes of CI's two cores, so CI goes without it;
-  # `cargo install --locked cargo-deny` on a developer's machine turns this check on.
+  # The project's machines (and so CI) carry cargo-deny next to cargo; where it is missing,
+  # building it would take minutes of two cores: `cargo install --locked cargo-deny` turns
+  # this check on.
   echo "lint: cargo-deny is not installed; licences, bans and sources not checked" >&2
 fi
