@@ -13,6 +13,7 @@ PACKAGES=(
   containernetworking-plugins iptables iproute2  # pod networking tests
   runc                                       # the external-runtime handler tests
   jq                                         # scripts/test-cgroup-v2.sh
+  systemd dbus                               # the systemd node VM (tests/vm): PID 1 and the bus
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -7,7 +7,9 @@
 # guest with -w; the registry runs in read-only mode and writes nothing there). Run
 # scripts/setup-test-host.sh once first.
 #
-#   scripts/test-daemon-v2.sh [--test NAME] [TEST-NAME-FILTER...]
+#   scripts/test-daemon-v2.sh [--systemd] [--test NAME] [TEST-NAME-FILTER...]
+#
+# --systemd: the guest runs systemd as PID 1 (tests/vm/run-in-systemd-vm.sh, a systemd node).
 #
 # Default: --test stats with the tests that read cgroups (CPU, working set, pod stats and
 # metrics, pod resize). Takes a few minutes (the guest's CPU is 6-20x slower). Without a VM kit or without the
@@ -30,6 +32,12 @@ STORAGE=${LONGSHORE_REGISTRY_DIR:-/tmp/longshore-registry}/storage
 if [ ! -d "$STORAGE/docker" ]; then
   echo "skipped: no registry storage at $STORAGE (run scripts/setup-test-host.sh)"
   exit 0
+fi
+RUNNER=$VM_DIR/run-in-vm.sh
+if [ "${1:-}" = "--systemd" ]; then
+  RUNNER=$ROOT/tests/vm/run-in-systemd-vm.sh
+  export LONGSHORE_VM_DIR=$VM_DIR
+  shift
 fi
 TEST=stats
 if [ "${1:-}" = "--test" ]; then
@@ -84,5 +92,5 @@ echo "guest cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 
 echo "running in a cgroup v2 guest: $(basename "$BIN") ${FILTERS[*]}" >&2
 cd "$ROOT"
-exec "$VM_DIR/run-in-vm.sh" -t "${LONGSHORE_VM_TIMEOUT:-1200}" -w "$STORAGE" \
+exec "$RUNNER" -t "${LONGSHORE_VM_TIMEOUT:-1200}" -w "$STORAGE" \
   bash -c "$GUEST" guest "$STORAGE" "$BIN" "${FILTERS[@]}"

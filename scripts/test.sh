@@ -4,7 +4,8 @@
 #      real `longshore serve` daemons against the local registry, real namespaces, overlay mounts,
 #      cgroups and CNI plugins;
 #   2. the cgroup v2 tests inside a QEMU VM with a pure cgroup v2 kernel, for the cgroups crate and
-#      for the daemon end to end (skipped, saying so, when the VM kit is not on this machine).
+#      for the daemon end to end, and on a systemd node (systemd as the guest's PID 1) for the
+#      systemd cgroup driver (skipped, saying so, when the VM kit is not on this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,5 @@ scripts/test-cgroup-v2.sh
 scripts/test-daemon-v2.sh --test stats
 scripts/test-daemon-v2.sh --test pods memory_limit resources_update containers_of_a_pod \
   the_runc_handler security_context shared_pid_container
+# A systemd node (systemd as PID 1 in the guest): the systemd cgroup driver through D-Bus.
+scripts/test-daemon-v2.sh --systemd --test systemd_node

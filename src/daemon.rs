@@ -38,6 +38,9 @@ pub struct Daemon {
     pub spec_settings: longshore_spec::SpecSettings,
     /// CDI devices: the spec directories' devices, read again when a file changes.
     pub cdi: longshore_cdi::Registry,
+    /// systemd's manager, when the `systemd` cgroup driver runs on a host systemd booted: cgroups
+    /// are then transient units (`runtime::systemd_units`). `None` otherwise.
+    pub systemd: Option<Arc<longshore_systemd::Systemd>>,
     /// The exec/attach/port-forward server, set once at start (`crate::streaming_backend::start`).
     pub streaming: OnceLock<longshore_streaming::StreamingServer>,
 }
@@ -74,6 +77,7 @@ impl Daemon {
         .map_err(|e| anyhow::anyhow!("[containers]: {e}"))?;
         let cgroup_root =
             longshore_cgroups::CgroupPath::new(&config.cgroups.root).context("[cgroups] root")?;
+        let systemd = systemd_driver(&config, &cgroup_root).await?;
         let daemon = Daemon {
             cni: Arc::new(cni),
             images: Arc::new(images),
@@ -83,6 +87,7 @@ impl Daemon {
             cdi: longshore_cdi::Registry::new(config.containers.cdi_spec_dirs.clone()),
             hierarchy,
             cgroup_root,
+            systemd,
             config,
             state,
             events: EventBus::new(),
@@ -148,7 +153,57 @@ pub struct NetworkStatus {
     pub message: String,
 }
 
+/// The default `[cgroups] default_parent`, a path; under systemd it stands for `longshore.slice`.
+const DEFAULT_PARENT_PATH: &str = "/longshore";
+
+/// With the `systemd` driver on a host systemd booted: a client of systemd's manager, checked
+/// now, and a configuration that fits systemd (cgroups from the root, slices for pods).
+async fn systemd_driver(
+    config: &Config,
+    root: &longshore_cgroups::CgroupPath,
+) -> Result<Option<Arc<longshore_systemd::Systemd>>> {
+    if config.cgroups.driver != longshore_config::CgroupDriver::Systemd {
+        return Ok(None);
+    }
+    if !longshore_systemd::booted() {
+        tracing::warn!(
+            "cgroups driver systemd, but systemd did not boot this host (no /run/systemd/system): \
+             cgroups get systemd's names and are made on cgroupfs, with no units"
+        );
+        return Ok(None);
+    }
+    if *root != longshore_cgroups::CgroupPath::root() {
+        anyhow::bail!(
+            "[cgroups] root = {:?}: with the systemd driver, systemd owns the hierarchy from its root; set root = \"/\"",
+            root.as_str()
+        );
+    }
+    let parent = &config.cgroups.default_parent;
+    if parent != DEFAULT_PARENT_PATH && !parent.ends_with(".slice") {
+        anyhow::bail!(
+            "[cgroups] default_parent = {parent:?}: the systemd driver needs a slice name (such as longshore.slice)"
+        );
+    }
+    let systemd = longshore_systemd::Systemd::new();
+    let version = systemd
+        .check()
+        .await
+        .context("cgroups driver systemd: connecting to systemd")?;
+    tracing::info!(systemd = %version, "cgroups are systemd units (transient scopes and slices over D-Bus)");
+    Ok(Some(Arc::new(systemd)))
+}
+
 impl Daemon {
+    /// The slice pods without a kubelet `cgroup_parent` go in, under the systemd driver.
+    pub fn default_pod_slice(&self) -> &str {
+        let parent = self.config.cgroups.default_parent.as_str();
+        if parent == DEFAULT_PARENT_PATH {
+            "longshore.slice"
+        } else {
+            parent
+        }
+    }
+
     /// The cgroup naming the configuration asks for.
     pub fn cgroup_driver(&self) -> longshore_cgroups::Driver {
         match self.config.cgroups.driver {

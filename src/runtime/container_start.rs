@@ -52,6 +52,7 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcErr
             return Err(status);
         }
     };
+    container::cgroup::start_unit(d, &record, started.pid, resources.as_ref()).await?;
     d.state
         .update_container(container, |r| {
             r.state = ContainerState::Running;

@@ -37,6 +37,7 @@ mod sandbox_stop;
 mod sandbox_update;
 mod stats;
 mod status;
+pub(crate) mod systemd_units;
 mod validate;
 mod version;
 

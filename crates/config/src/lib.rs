@@ -137,7 +137,8 @@ pub struct CgroupsConfig {
 pub enum CgroupDriver {
     /// Plain cgroupfs paths.
     Cgroupfs,
-    /// systemd slice naming (created on cgroupfs; Longshore does not call systemd).
+    /// systemd units: transient scopes and slices through systemd's D-Bus API on a host systemd
+    /// booted (slice naming on cgroupfs where systemd does not run).
     Systemd,
 }
 

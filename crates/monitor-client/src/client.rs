@@ -151,6 +151,11 @@ impl Monitor {
             .args(&config.command.args)
             .arg("--state-dir")
             .arg(state_dir)
+            // The daemon's own systemd service variables are not the container's: runc would
+            // take NOTIFY_SOCKET as a request to proxy sd_notify for the container.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("INVOCATION_ID")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -9,6 +9,7 @@ use longshore_cgroups::{Cgroup, CgroupPath, HugepageLimit, Resources};
 
 use crate::api::LinuxContainerResources;
 use crate::daemon::Daemon;
+use crate::runtime::systemd_units as units;
 use crate::state::{ContainerRecord, PodRecord};
 
 /// The container's cgroup path inside its pod's.
@@ -93,7 +94,36 @@ fn create_now(
     Ok(())
 }
 
-/// Applies new resources to a live cgroup.
+/// Under the systemd driver, makes the container's cgroup a transient scope for its init `pid`
+/// (now in the directory [`create`] made). If systemd refuses, the container is killed and the
+/// start fails with systemd's reason; a container that is already gone needs no unit.
+pub(crate) async fn start_unit(
+    d: &Arc<Daemon>,
+    record: &ContainerRecord,
+    pid: i32,
+    r: Option<&LinuxContainerResources>,
+) -> Result<(), RpcError> {
+    let Some(sd) = &d.systemd else {
+        return Ok(());
+    };
+    let limits = r.map(resources).unwrap_or_default();
+    let description = format!("Longshore container {}", record.id);
+    let started =
+        units::start_scope(d, sd, &record.cgroup, pid as u32, &description, &limits).await;
+    let Err(e) = started else {
+        return Ok(());
+    };
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        tracing::info!(container = %record.id, error = %e, "the container ended before systemd took its scope");
+        return Ok(());
+    }
+    if let Err(kill) = kill_all(d, record).await {
+        tracing::warn!(container = %record.id, error = %kill, "cannot kill the container systemd refused");
+    }
+    Err(e)
+}
+
+/// Applies new resources to a live cgroup (and, under systemd, to its scope's properties).
 pub(crate) fn update(
     d: &Daemon,
     record: &ContainerRecord,
@@ -105,7 +135,11 @@ pub(crate) fn update(
     if !cgroup.exists() {
         return Ok(());
     }
-    cgroup.apply(&resources(r)).context("linux resources")
+    let limits = resources(r);
+    if let Some(sd) = &d.systemd {
+        units::block_on(units::update(d, sd, &record.cgroup, &limits))?;
+    }
+    cgroup.apply(&limits).context("linux resources")
 }
 
 /// SIGKILLs every process in the container's cgroup and waits until none is left (on the
@@ -133,6 +167,11 @@ fn kill_all_now(d: &Daemon, record: &ContainerRecord) -> Result<(), RpcError> {
 /// Removes the container's cgroup; a missing one is fine (on the blocking pool: rmdir may
 /// wait for the kernel to let go of exiting processes).
 pub(crate) async fn remove(d: &Arc<Daemon>, record: &ContainerRecord) -> Result<(), RpcError> {
+    if let Some(sd) = &d.systemd
+        && !record.cgroup.is_empty()
+    {
+        units::stop(sd, &record.cgroup).await?;
+    }
     let (d, record) = (d.clone(), record.clone());
     blocking("removing the container's cgroup", move || {
         remove_now(&d, &record)

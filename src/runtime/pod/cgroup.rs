@@ -1,5 +1,7 @@
 //! The pod's cgroup: kubelet's `cgroup_parent` resolved under `[cgroups] root`, or, for pods that
-//! name none, `<default_parent>/pod-<id>`. Containers get child cgroups of it.
+//! name none, `<default_parent>/pod-<id>`. Containers get child cgroups of it. Under the systemd
+//! driver on a systemd host these are units (`runtime::systemd_units`): the pod's a slice, its PID
+//! 1's a scope.
 
 use crate::server::RpcError;
 use crate::server::status::RpcContext;
@@ -7,6 +9,7 @@ use longshore_cgroups::{Cgroup, CgroupPath, Driver};
 
 use crate::api::PodSandboxConfig;
 use crate::daemon::Daemon;
+use crate::runtime::systemd_units as units;
 use crate::state::PodRecord;
 
 /// The leaf holding the pod's own processes (its PID 1): on cgroup v2 a cgroup with children may
@@ -26,6 +29,7 @@ pub(crate) fn plan(
         .map(|l| l.cgroup_parent.as_str())
         .unwrap_or("");
     let path = pod_path(d, parent, &record.id)?;
+    super::super::systemd_units::check_pod_path(d, &path)?;
     let exists = Cgroup::open(&d.hierarchy, &path)
         .map(|c| c.exists())
         .unwrap_or(false);
@@ -37,6 +41,12 @@ pub(crate) fn plan(
 /// Makes the pod's cgroup that [`plan`] resolved.
 pub(crate) fn create(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     let path = CgroupPath::new(&record.cgroup)?;
+    if let Some(sd) = &d.systemd {
+        if record.owns_cgroup {
+            units::block_on(units::start_pod_slice(sd, &record.cgroup, &record.id))?;
+        }
+        return Ok(());
+    }
     Cgroup::create(&d.hierarchy, &path)
         .with_context(|| format!("creating pod cgroup {}", path.as_str()))?;
     Ok(())
@@ -44,6 +54,12 @@ pub(crate) fn create(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
 
 fn pod_path(d: &Daemon, parent: &str, pod_id: &str) -> Result<CgroupPath, RpcError> {
     let driver = d.cgroup_driver();
+    if parent.is_empty() && d.systemd.is_some() {
+        // `<default>-pod<id>.slice`: a slice's name says where it is (`a-b.slice` in `a.slice`).
+        let default = d.default_pod_slice();
+        let name = format!("{}-pod{pod_id}.slice", default.trim_end_matches(".slice"));
+        return CgroupPath::resolve(&d.cgroup_root, &name, driver).map_err(RpcError::from);
+    }
     if parent.is_empty() {
         let base = CgroupPath::resolve(&d.cgroup_root, &d.config.cgroups.default_parent, driver)
             .context("[cgroups] default_parent")?;
@@ -60,7 +76,18 @@ fn pod_path(d: &Daemon, parent: &str, pod_id: &str) -> Result<CgroupPath, RpcErr
 
 /// Puts one of the pod's own processes (its PID 1) in the pod's leaf cgroup.
 pub(crate) fn add_process(d: &Daemon, record: &PodRecord, pid: i32) -> Result<(), RpcError> {
-    let leaf = leaf_path(record)?;
+    let leaf = leaf_path(d, record)?;
+    if let Some(sd) = &d.systemd {
+        let description = format!("Longshore pod {} PID 1", record.id);
+        return units::block_on(units::start_scope(
+            d,
+            sd,
+            leaf.as_str(),
+            pid as u32,
+            &description,
+            &Default::default(),
+        ));
+    }
     let cgroup = Cgroup::create(&d.hierarchy, &leaf)
         .with_context(|| format!("creating {}", leaf.as_str()))?;
     cgroup
@@ -68,9 +95,14 @@ pub(crate) fn add_process(d: &Daemon, record: &PodRecord, pid: i32) -> Result<()
         .with_context(|| format!("moving pod init {pid} to {}", leaf.as_str()))
 }
 
-fn leaf_path(record: &PodRecord) -> Result<CgroupPath, RpcError> {
+/// The cgroup of the pod's own PID 1: a leaf, or under systemd the scope `longshore-<pod id>.scope`.
+fn leaf_path(d: &Daemon, record: &PodRecord) -> Result<CgroupPath, RpcError> {
+    let leaf = match d.systemd {
+        Some(_) => d.cgroup_driver().container_name(&record.id),
+        None => POD_INIT_LEAF.to_string(),
+    };
     CgroupPath::new(&record.cgroup)
-        .and_then(|p| p.child(POD_INIT_LEAF))
+        .and_then(|p| p.child(&leaf))
         .map_err(RpcError::from)
 }
 
@@ -79,7 +111,13 @@ pub(crate) fn remove(d: &Daemon, record: &PodRecord) -> Result<(), RpcError> {
     if record.cgroup.is_empty() {
         return Ok(());
     }
-    let leaf = leaf_path(record)?;
+    let leaf = leaf_path(d, record)?;
+    if let Some(sd) = &d.systemd {
+        units::block_on(units::stop(sd, leaf.as_str()))?;
+        if record.owns_cgroup {
+            units::block_on(units::stop(sd, &record.cgroup))?;
+        }
+    }
     if let Ok(cgroup) = Cgroup::open(&d.hierarchy, &leaf) {
         cgroup
             .delete()

@@ -34,9 +34,14 @@ pub enum KillError {
 
 /// SIGKILL everything in the cgroup at `dir` and below, and wait until it is empty.
 pub(crate) fn kill_all(dir: &Path, timeout: Duration) -> Result<(), KillError> {
+    // A cgroup that is gone is empty: under the systemd driver systemd removes a scope's
+    // directory as soon as its last process has exited.
     let kill_file = dir.join(CGROUP_KILL);
     if kill_file.exists() {
-        fs::write(&kill_file, "1")?;
+        match fs::write(&kill_file, "1") {
+            Err(_) if !dir.exists() => return Ok(()),
+            other => other?,
+        }
     } else {
         freezer::set(dir, true, timeout)?;
         let mut pids = Vec::new();
@@ -46,7 +51,10 @@ pub(crate) fn kill_all(dir: &Path, timeout: Duration) -> Result<(), KillError> {
     }
     let events = dir.join(CGROUP_EVENTS);
     let empty = wait::poll_until(timeout, || {
-        let text = fs::read(&events)?;
+        let text = match fs::read(&events) {
+            Err(_) if !dir.exists() => return Ok(true),
+            other => other?,
+        };
         Ok::<_, FsError>(parse::keyed(&text, "populated") == Some(0))
     })?;
     if !empty {
