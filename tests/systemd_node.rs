@@ -347,6 +347,75 @@ async fn containers_are_systemd_scopes_with_their_limits() {
     assert_scope(&a, KUBELET_SLICE, KUBELET_SLICE_DIR, a_pid, 128 << 20);
     assert_scope(&b, KUBELET_SLICE, KUBELET_SLICE_DIR, b_pid, 48 << 20);
 
+    // An exec'd process is in the container's scope too.
+    let exec = c
+        .runtime
+        .exec_sync(ExecSyncRequest {
+            container_id: a.clone(),
+            cmd: vec!["cat".into(), "/proc/self/cgroup".into()],
+            timeout: 30,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let seen = String::from_utf8_lossy(&exec.stdout).to_string();
+    assert!(
+        seen.contains(&format!("longshore-{a}.scope")) || seen.trim() == "0::/",
+        "{seen}"
+    );
+
+    // An OOM kill is still seen, though systemd removes an emptied scope's cgroup at once.
+    let mut hog = TestDaemon::container_config(
+        "hog",
+        &[
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/shm/fill",
+            "bs=1M",
+            "count=256",
+        ],
+    );
+    hog.linux.as_mut().unwrap().resources = Some(LinuxContainerResources {
+        memory_limit_in_bytes: 32 << 20,
+        ..Default::default()
+    });
+    let hog_id = c
+        .runtime
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: kube_pod_id.clone(),
+            config: Some(hog),
+            sandbox_config: Some(kube_pod.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .container_id;
+    c.runtime
+        .start_container(StartContainerRequest {
+            container_id: hog_id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", journal()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let hog_status = loop {
+        let s = c
+            .runtime
+            .container_status(ContainerStatusRequest {
+                container_id: hog_id.clone(),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        if s.state == ContainerState::ContainerExited as i32 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(hog_status.reason, "OOMKilled", "{hog_status:?}");
+
     // Stop and remove: no unit and no cgroup left (but longshore.slice, the parent of Longshore's
     // own pod slices, as kubepods.slice stays for kubelet's).
     for pod_id in [&kube_pod_id, &runc_pod_id, &own_pod_id] {
