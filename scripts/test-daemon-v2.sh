@@ -60,37 +60,11 @@ fi
 
 # Runs in the guest: $1 = registry storage, $2 = test binary, the rest = test filters.
 GUEST='set -euo pipefail
-mkdir -p /tmp/registry
-cat >/tmp/registry/config.yml <<YAML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $1
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-    readonly:
-      enabled: true
-http:
-  addr: 127.0.0.1:5000
-  secret: longshore-vm-secret
-YAML
-ip link set lo up
-modprobe bridge 2>/dev/null || true
-modprobe veth 2>/dev/null || true
-/usr/bin/docker-registry serve /tmp/registry/config.yml >/tmp/registry/log 2>&1 &
-for _ in $(seq 1 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null && break
-  sleep 0.2
-done
+"$0" "$1"
 echo "guest cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 "$2" --test-threads=1 "${@:3}"'
 
 echo "running in a cgroup v2 guest: $(basename "$BIN") ${FILTERS[*]}" >&2
 cd "$ROOT"
 exec "$RUNNER" -t "${LONGSHORE_VM_TIMEOUT:-1200}" -w "$STORAGE" \
-  bash -c "$GUEST" guest "$STORAGE" "$BIN" "${FILTERS[@]}"
+  bash -c "$GUEST" "$ROOT/tests/vm/guest-registry.sh" "$STORAGE" "$BIN" "${FILTERS[@]}"

@@ -452,3 +452,151 @@ async fn containers_are_systemd_scopes_with_their_limits() {
     sh(&format!("systemctl stop {UNIT}"));
     let _ = std::fs::remove_file(format!("/run/systemd/system/{UNIT}"));
 }
+
+/// Builds the Debian package from this build's binaries (`deploy/deb/build.sh`).
+fn build_deb(out: &Path) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_longshore")).parent().unwrap();
+    let built = Command::new(repo.join("deploy/deb/build.sh"))
+        .args([
+            "--bin-dir".as_ref(),
+            bin_dir.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ])
+        .env("LONGSHORE_DEB_COMPRESSION", "none")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&built.stdout).trim())
+}
+
+#[test]
+fn the_debian_package_holds_what_a_node_needs() {
+    if Command::new("dpkg-deb").arg("--version").output().is_err() {
+        eprintln!("skipped: no dpkg-deb here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let deb = build_deb(dir.path());
+    let contents = sh(&format!("dpkg-deb -c {}", deb.display()));
+    for path in [
+        "./usr/bin/longshore",
+        "./usr/bin/longshore-monitor",
+        "./lib/systemd/system/longshore.service",
+        "./etc/longshore/config.toml",
+        "./usr/share/longshore/cni/10-longshore-bridge.conflist",
+        "./usr/share/doc/longshore/examples/crictl.yaml",
+    ] {
+        assert!(
+            contents.lines().any(|l| l.ends_with(path)),
+            "{path} missing:\n{contents}"
+        );
+    }
+    assert!(
+        contents
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("drwxr-xr-x root/root"),
+        "{contents}"
+    );
+    assert_eq!(
+        sh(&format!("dpkg-deb -f {} Package", deb.display())),
+        "longshore"
+    );
+    let conffiles = sh(&format!(
+        "dpkg-deb --ctrl-tarfile {} | tar -xO ./conffiles",
+        deb.display()
+    ));
+    assert_eq!(conffiles, "/etc/longshore/config.toml");
+    let unit = sh(&format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xO ./lib/systemd/system/longshore.service",
+        deb.display()
+    ));
+    assert!(
+        unit.contains("ExecStart=/usr/bin/longshore serve"),
+        "{unit}"
+    );
+    // The packaged configuration is one the daemon accepts.
+    let config = sh(&format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xO ./etc/longshore/config.toml > {d}/c.toml && {bin} config check {d}/c.toml && echo ok",
+        deb.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_longshore"),
+    ));
+    assert!(config.ends_with("ok"), "{config}");
+}
+
+/// On the systemd node: `apt install ./longshore_*.deb`, then the packaged service starts with the
+/// packaged configuration and answers on the default socket; `apt purge` takes it all away.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_debian_package_installs_and_serves() {
+    longshore_testkit::require_root!();
+    if std::fs::read_to_string("/proc/1/comm")
+        .unwrap_or_default()
+        .trim()
+        != "systemd"
+    {
+        eprintln!(
+            "skipped: systemd is not PID 1 here (scripts/test.sh runs this in the systemd VM)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // scripts/test.sh builds it on the host: the guest's emulated CPU takes minutes for it.
+    let deb = match std::env::var_os("LONGSHORE_TEST_DEB") {
+        Some(deb) => PathBuf::from(deb),
+        None => build_deb(dir.path()),
+    };
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .arg(&deb)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "apt-get install {}: {}{}",
+        deb.display(),
+        String::from_utf8_lossy(&install.stdout),
+        String::from_utf8_lossy(&install.stderr)
+    );
+    assert_eq!(show("longshore.service", "UnitFileState"), "enabled");
+    let started = Command::new("systemctl")
+        .args(["start", "longshore.service"])
+        .output()
+        .unwrap();
+    let log = || sh("journalctl -u longshore.service --no-pager -o cat | tail -40");
+    assert!(
+        started.status.success(),
+        "systemctl start longshore: {}",
+        log()
+    );
+    let mut c = CriClient::connect("/run/longshore/longshore.sock")
+        .await
+        .unwrap();
+    let version = c
+        .runtime
+        .version(VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.runtime_name, "longshore");
+    sh("systemctl stop longshore.service");
+    let purge = Command::new("apt-get")
+        .args(["purge", "-y", "longshore"])
+        .output()
+        .unwrap();
+    assert!(
+        purge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purge.stderr)
+    );
+    assert!(!Path::new("/usr/bin/longshore").exists());
+    assert!(!Path::new("/lib/systemd/system/longshore.service").exists());
+}

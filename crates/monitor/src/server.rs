@@ -71,6 +71,7 @@ pub(crate) fn run(cfg: MonitorConfig, reporter: crate::detach::Reporter) -> i32 
 /// What the poll set entries are.
 #[derive(Debug, Clone, Copy)]
 enum Token {
+    Oom,
     Reaper,
     Listener,
     Output(usize),
@@ -136,6 +137,7 @@ struct Server {
     pid: Pid,
     started_at: i64,
     oom_before: Option<u64>,
+    oom: Option<crate::oom::OomWatch>,
     exit: Option<ExitRecord>,
     drain: Option<Drain>,
     io: ContainerIo,
@@ -166,6 +168,10 @@ impl Server {
             .map_err(|e| format!("opening log file {:?}: {e}", cfg.log_path))?;
         let executor = executor::from_config(&cfg);
         let oom_before = cfg.memory_events.as_deref().and_then(read_oom_kill_count);
+        let oom = cfg
+            .memory_events
+            .as_deref()
+            .and_then(crate::oom::OomWatch::new);
         let (pid, io) = start_container(&cfg, executor.as_ref())?;
         let started_at = unix_nanos_now();
         let record = StartRecord {
@@ -186,6 +192,7 @@ impl Server {
             pid,
             started_at,
             oom_before,
+            oom,
             exit: None,
             drain: None,
             io,
@@ -223,6 +230,10 @@ impl Server {
 
     fn wait(&self) -> nix::Result<Vec<(Token, PollFlags)>> {
         let mut set = PollSet::default();
+        // Before the reaper: a change of the OOM count is read before the exit it causes.
+        if let Some(oom) = &self.oom {
+            set.add(Token::Oom, oom.fd(), PollFlags::POLLIN);
+        }
         set.add(Token::Reaper, self.reaper.fd(), PollFlags::POLLIN);
         set.add(Token::Listener, self.listener.as_fd(), PollFlags::POLLIN);
         for (i, out) in self.io.out.iter().enumerate() {
@@ -267,6 +278,11 @@ impl Server {
 
     fn handle(&mut self, token: Token, revents: PollFlags) {
         match token {
+            Token::Oom => {
+                if let Some(oom) = self.oom.as_mut() {
+                    oom.changed();
+                }
+            }
             Token::Reaper => self.reap(),
             Token::Listener => self.accept(),
             Token::Output(i) => self.read_output(i),
@@ -309,11 +325,15 @@ impl Server {
     fn container_exited(&mut self, exit: ChildExit) {
         let finished_at = unix_nanos_now();
         // Read before the executor's delete removes the cgroup.
-        let oom_after = self
-            .cfg
-            .memory_events
-            .as_deref()
-            .and_then(read_oom_kill_count);
+        let oom_after = match self.oom.as_mut() {
+            Some(oom) => oom.count(),
+            None => self
+                .cfg
+                .memory_events
+                .as_deref()
+                .and_then(read_oom_kill_count),
+        };
+        self.oom = None;
         let (code, signal) = match exit {
             ChildExit::Exited(code) => (code, None),
             ChildExit::Signaled(sig) => (0, Some(sig)),
