@@ -14,6 +14,7 @@ PACKAGES=(
   runc                                       # the external-runtime handler tests
   jq                                         # scripts/test-cgroup-v2.sh
   systemd dbus                               # the systemd node VM (tests/vm): PID 1 and the bus
+  criu                                       # checkpoint/restore (works in the cgroup v2 VM's kernel)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -21,6 +21,8 @@ scripts/test-cgroup-v2.sh
 scripts/test-daemon-v2.sh --test stats
 scripts/test-daemon-v2.sh --test pods memory_limit resources_update containers_of_a_pod \
   the_runc_handler security_context shared_pid_container
+# Checkpoint/restore: CRIU runs on the guest's 6.1 kernel, not on the hosts' 6.18 (docs/checkpoint.md).
+scripts/test-daemon-v2.sh --test checkpoint
 # A systemd node (systemd as PID 1 in the guest): the systemd cgroup driver through D-Bus.
 # (the Debian package it installs there is built here: the guest's CPU is emulated).
 LONGSHORE_TEST_DEB=$(LONGSHORE_DEB_COMPRESSION=none deploy/deb/build.sh --bin-dir target/debug \

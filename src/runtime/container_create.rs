@@ -24,10 +24,12 @@ pub(super) async fn create_container(
         .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::container_config(&config)?;
     super::container::image_volumes::resolve_refs(d, &mut config)?;
+    let restore = super::container::restore::from_config(&mut config).await?;
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     // Its own task: a client that gives up (a timeout, a dropped connection) cannot leave the
     // container half made; it is finished, or undone.
-    let task = tokio::spawn(create_in_pod(d.clone(), pod, config).instrument(Span::current()));
+    let task =
+        tokio::spawn(create_in_pod(d.clone(), pod, config, restore).instrument(Span::current()));
     task.await
         .map_err(|e| RpcError::internal(format!("CreateContainer task: {e}")))?
 }
@@ -36,6 +38,7 @@ async fn create_in_pod(
     d: Arc<Daemon>,
     pod: Arc<Pod>,
     config: crate::api::ContainerConfig,
+    restore: Option<PathBuf>,
 ) -> Result<CreateContainerResponse, RpcError> {
     let _pod_guard = pod.lifecycle.lock().await;
     if pod.state() != PodState::Ready {
@@ -51,7 +54,7 @@ async fn create_in_pod(
             "container name {full_name:?} is reserved for {holder}"
         ))
     })?;
-    match make_container(&d, &pod, &id, config).await {
+    match make_container(&d, &pod, &id, config, restore).await {
         Ok(()) => {
             info!(container = %id, pod = %pod.id, name = %full_name, "container created");
             Ok(CreateContainerResponse { container_id: id })
@@ -68,6 +71,7 @@ async fn make_container(
     pod: &Arc<Pod>,
     id: &str,
     config: crate::api::ContainerConfig,
+    restore: Option<PathBuf>,
 ) -> Result<(), RpcError> {
     let image_name = config
         .image
@@ -78,6 +82,9 @@ async fn make_container(
         RpcError::not_found(format!("image {image_name:?} not found; pull it first"))
     })?;
     let pod_record = pod.snapshot();
+    if restore.is_some() {
+        super::container::restore::check(d, &pod_record.runtime_handler, &image_name)?;
+    }
     let state_dir = d.config.state.join("containers").join(id);
     let rootfs = state_dir.join("rootfs");
     let log_path = log_path(&pod.config.log_directory, &config.log_path);
@@ -103,7 +110,15 @@ async fn make_container(
     let (d2, pod2) = (d.clone(), pod.clone());
     let (record, prepared) = blocking("preparing the container", move || {
         let mut record = record;
-        let prepared = prepare(&d2, &pod2, &config, &image, &mut record, &rootfs);
+        let prepared = prepare(
+            &d2,
+            &pod2,
+            &config,
+            &image,
+            &mut record,
+            &rootfs,
+            restore.as_deref(),
+        );
         (record, prepared)
     })
     .await?;
@@ -136,7 +151,8 @@ pub(crate) async fn undo(d: &Arc<Daemon>, record: &ContainerRecord) {
     }
 }
 
-/// Snapshot, mount, spec, bundle: file system work, on the blocking pool.
+/// Snapshot (with a checkpoint's changes when restoring), mount, spec, bundle: file system
+/// work, on the blocking pool.
 fn prepare(
     d: &Arc<Daemon>,
     pod: &Arc<Pod>,
@@ -144,6 +160,7 @@ fn prepare(
     image: &longshore_image::Image,
     record: &mut ContainerRecord,
     rootfs: &Path,
+    restore: Option<&Path>,
 ) -> Result<(), RpcError> {
     std::fs::create_dir_all(record.state_dir.join("bundle"))
         .with_context(|| format!("creating {}", record.state_dir.display()))?;
@@ -152,6 +169,11 @@ fn prepare(
         .prepare(&record.id, &image.chain_ids)
         .context("preparing the writable layer")?;
     crate::crash_point::crash_point("create_container:layer");
+    if let Some(archive) = restore {
+        // Into the upper layer before it is mounted: overlayfs forbids changing a layer under a
+        // mounted overlay.
+        super::container::restore::unpack(d, &record.id, &record.state_dir, archive)?;
+    }
     std::fs::create_dir_all(rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
     d.snapshots
         .mount(&layers, rootfs)
@@ -198,6 +220,13 @@ fn prepare(
         &config.annotations,
     );
     d.cdi.inject(&mut built.spec, &devices)?;
+    if restore.is_some() {
+        super::container::restore::configure_criu(
+            &mut built.spec,
+            &record.state_dir,
+            &record.cgroup,
+        )?;
+    }
     record.uid = built.user.uid as i64;
     record.gid = built.user.gid as i64;
     record.supplemental_groups = built

@@ -52,6 +52,9 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcErr
             return Err(status);
         }
     };
+    if container::restore::images(&record.state_dir).is_some() {
+        container::restore::clean_up(&record.state_dir).await;
+    }
     container::cgroup::start_unit(d, &record, started.pid, resources.as_ref()).await?;
     d.state
         .update_container(container, |r| {

@@ -3,6 +3,7 @@
 
 mod container;
 mod container_attach;
+mod container_checkpoint;
 mod container_create;
 mod container_events;
 mod container_exec;
@@ -64,24 +65,11 @@ impl RuntimeApi {
     }
 }
 
-/// The answer for an RPC Longshore does not implement.
-pub(crate) fn unimplemented<T>(method: &str) -> Result<T, Status> {
-    Err(Status::unimplemented(format!(
-        "{method} is not implemented by longshore"
-    )))
-}
-
 macro_rules! route {
     ($self:ident, $name:literal, $req:ident, $handler:path) => {{
         let d = $self.daemon.clone();
         rpc($name, $req, move |r| async move { $handler(&d, r).await }).await
     }};
-}
-
-macro_rules! not_implemented {
-    ($name:literal, $req:ident) => {
-        rpc($name, $req, |_r| async { unimplemented($name) }).await
-    };
 }
 
 #[tonic::async_trait]
@@ -376,7 +364,12 @@ impl RuntimeService for RuntimeApi {
         &self,
         req: Request<CheckpointContainerRequest>,
     ) -> Result<Response<CheckpointContainerResponse>, Status> {
-        not_implemented!("CheckpointContainer", req)
+        route!(
+            self,
+            "CheckpointContainer",
+            req,
+            container_checkpoint::checkpoint_container
+        )
     }
 
     type GetContainerEventsStream = RpcStream<ContainerEventResponse>;

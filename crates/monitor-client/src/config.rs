@@ -63,6 +63,10 @@ pub struct MonitorConfig {
     /// `LONGSHORE_MONITOR_LOG`, else info, when unset.
     #[serde(default)]
     pub log_level: Option<String>,
+    /// Restore the container's process from the CRIU images in this folder (a checkpoint
+    /// archive's `checkpoint/`) instead of starting it afresh; only runtime handlers can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<PathBuf>,
     /// How the daemon runs the monitor; not part of the file the monitor reads.
     #[serde(skip)]
     pub command: MonitorCommand,
@@ -84,6 +88,7 @@ impl MonitorConfig {
             cgroup_dirs: Vec::new(),
             max_log_line: DEFAULT_MAX_LOG_LINE,
             log_level: None,
+            restore_from: None,
             command: MonitorCommand::default(),
         }
     }

@@ -17,6 +17,10 @@ pub mod protocol;
 pub mod records;
 pub mod sockpath;
 
+/// `longshore-monitor checkpoint ...` dumps a running container with CRIU (crates/monitor's
+/// `checkpoint` module) instead of running a monitor.
+pub const CHECKPOINT_SUBCOMMAND: &str = "checkpoint";
+
 pub use client::{
     AttachSession, AttachStreams, ExecExit, ExecSession, ExecSpec, FdStream, Monitor,
     MonitorClient, MonitorError, Started,

@@ -17,6 +17,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod attach;
+mod checkpoint;
 mod child_reaper;
 mod connection;
 mod container_log;
@@ -43,8 +44,10 @@ use crate::detach::Detached;
 /// the config does not.
 pub const LOG_LEVEL_ENV: &str = "LONGSHORE_MONITOR_LOG";
 const STATE_DIR_FLAG: &str = "--state-dir";
+pub use longshore_monitor_client::CHECKPOINT_SUBCOMMAND;
 
-/// The monitor process: `args` are the arguments after the subcommand (`--state-dir <dir>`).
+/// The monitor process: `args` are the arguments after the subcommand (`--state-dir <dir>`),
+/// or `checkpoint ...` (see [`CHECKPOINT_SUBCOMMAND`]).
 /// Reads `<dir>/monitor.json`, forks away from the caller (the caller's process returns 0 at
 /// once; the detached monitor returns its own exit code when the container is done).
 ///
@@ -55,6 +58,11 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
+    let mut args = args.into_iter().map(Into::into).peekable();
+    if args.peek().is_some_and(|a| a == CHECKPOINT_SUBCOMMAND) {
+        args.next();
+        return checkpoint::main(args);
+    }
     let state_dir = match parse_args(args) {
         Ok(dir) => dir,
         Err(message) => {

@@ -319,6 +319,11 @@ impl Snapshotter {
         Ok(ids)
     }
 
+    /// A container's writable layer (its overlay upper directory), made by [`Snapshotter::prepare`].
+    pub fn upper_dir(&self, container_id: &str) -> Result<PathBuf> {
+        Ok(self.container_dir(container_id)?.join(UPPER_DIR))
+    }
+
     /// Bytes and inodes of a container's writable layer.
     pub fn usage(&self, container_id: &str) -> Result<(u64, u64)> {
         let upper = self.container_dir(container_id)?.join(UPPER_DIR);

@@ -6,4 +6,5 @@ pub(crate) mod exit;
 pub(crate) mod image_volumes;
 pub(crate) mod monitor;
 pub(crate) mod namespaces;
+pub(crate) mod restore;
 pub(crate) mod spec_inputs;

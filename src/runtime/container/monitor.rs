@@ -63,6 +63,7 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     mc.cgroup_dirs = container::cgroup::dirs(d, &record);
     mc.max_log_line = d.config.containers.max_log_line_size.0 as usize;
     mc.command = d.monitor.clone();
+    mc.restore_from = container::restore::images(&record.state_dir);
     let started = Monitor::spawn(&mc)
         .await
         .with_context(|| format!("starting container {}", container.id))?;

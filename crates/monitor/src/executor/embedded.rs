@@ -21,14 +21,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{CheckpointOptions, Container};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutorError, PendingExec, ProcessIo, error_chain};
+use super::{CheckpointRequest, ExecutorError, PendingExec, ProcessIo, error_chain};
 use crate::child_reaper::{ChildExit, wait_for};
 use crate::signals;
 
@@ -48,14 +48,16 @@ pub(crate) struct Embedded {
     id: String,
     bundle: PathBuf,
     root: PathBuf,
+    restore: bool,
 }
 
 impl Embedded {
-    pub(crate) fn new(id: &str, bundle: &Path, root: &Path) -> Self {
+    pub(crate) fn new(id: &str, bundle: &Path, root: &Path, restore: bool) -> Self {
         Embedded {
             id: id.to_owned(),
             bundle: bundle.to_path_buf(),
             root: root.to_path_buf(),
+            restore,
         }
     }
 
@@ -119,6 +121,14 @@ impl Embedded {
 
 impl super::Executor for Embedded {
     fn start(&self, io: ProcessIo<'_>) -> Result<Pid, ExecutorError> {
+        if self.restore {
+            // The daemon refuses this at CreateContainer; a config written by hand gets it here.
+            return Err(ExecutorError::Runtime(
+                "the embedded executor cannot restore a checkpoint (libcontainer 0.7 has no \
+                 restore); run the pod with a runtime handler such as runc"
+                    .into(),
+            ));
+        }
         DirBuilder::new()
             .recursive(true)
             .mode(ROOT_DIR_MODE)
@@ -158,6 +168,29 @@ impl super::Executor for Embedded {
             Err(e) => tracing::warn!(error = %error_chain(&e), "cannot load libcontainer state"),
         }
         let _ = fs::remove_dir(&self.root);
+    }
+
+    /// libcontainer's checkpoint (CRIU through its RPC socket, `rust-criu`), with the container
+    /// state libcontainer keeps under `root`. Bind mounts, cgroup v1 mounts and the network and
+    /// PID namespaces joined by path are declared external, as runc does, so a restore can
+    /// bring them from the new pod.
+    fn checkpoint(&self, request: &CheckpointRequest) -> Result<(), ExecutorError> {
+        let mut container = Container::load(self.root.join(&self.id))
+            .map_err(|e| ExecutorError::Runtime(error_chain(&e)))?;
+        let options = CheckpointOptions {
+            ext_unix_sk: false,
+            file_locks: false,
+            image_path: request.image_path.clone(),
+            leave_running: request.leave_running,
+            shell_job: false,
+            tcp_established: false,
+            work_path: Some(request.work_path.clone()),
+            manage_cgroups_mode: rust_criu::CgMode::SOFT,
+            link_remap: false,
+        };
+        container
+            .checkpoint(&options)
+            .map_err(|e| ExecutorError::Runtime(format!("checkpoint: {}", error_chain(&e))))
     }
 }
 

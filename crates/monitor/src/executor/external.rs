@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-use super::{ExecutorError, PendingExec, ProcessIo, Stdio};
+use super::{CheckpointRequest, ExecutorError, PendingExec, ProcessIo, Stdio};
 use crate::child_reaper::ChildExit;
 use crate::signals;
 
@@ -44,6 +44,7 @@ pub(crate) struct External {
     binary: PathBuf,
     root: PathBuf,
     state_dir: PathBuf,
+    restore_from: Option<PathBuf>,
 }
 
 /// Per-call files in the state dir: the runtime's log and pid file.
@@ -107,6 +108,7 @@ impl External {
         binary: &Path,
         root: &Path,
         state_dir: &Path,
+        restore_from: Option<&Path>,
     ) -> Self {
         External {
             id: id.to_owned(),
@@ -114,7 +116,52 @@ impl External {
             binary: binary.to_path_buf(),
             root: root.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
+            restore_from: restore_from.map(Path::to_path_buf),
         }
+    }
+
+    /// `<rt> restore --detach --bundle B --image-path I --work-path W --pid-file P`, with the
+    /// container's stdio as the runtime's own: runc hands them to CRIU, which puts them where
+    /// the checkpointed process had its pipes (`descriptors.json` in the images).
+    fn restore(&self, images: &Path, io: ProcessIo<'_>) -> Result<Pid, ExecutorError> {
+        let work = self.state_dir.join("restore-work");
+        fs::create_dir_all(&work).map_err(|source| ExecutorError::File {
+            what: "creating the restore work folder",
+            path: work.clone(),
+            source,
+        })?;
+        let files = CallFiles::new(&self.state_dir, "restore");
+        let mut cmd = self.command(&files);
+        cmd.arg("restore")
+            .arg("--detach")
+            .arg("--bundle")
+            .arg(&self.bundle)
+            .arg("--image-path")
+            .arg(images)
+            .arg("--work-path")
+            .arg(&work)
+            .arg("--manage-cgroups-mode")
+            .arg("soft")
+            .arg("--pid-file")
+            .arg(&files.pid);
+        Self::set_stdio(&mut cmd, io);
+        cmd.arg(&self.id);
+        let status = self.run(cmd)?;
+        let result = if status.success() {
+            files.read_pid()
+        } else {
+            let mut err = files.failure(&self.binary, "restore", status);
+            if let ExecutorError::Runtime(message) = &mut err {
+                let log = fs::read_to_string(work.join("restore.log")).unwrap_or_default();
+                let criu: Vec<&str> = log.lines().filter(|l| l.contains("Error (")).collect();
+                if let Some(last) = criu.last() {
+                    message.push_str(&format!(" (criu: {})", last.trim()));
+                }
+            }
+            Err(err)
+        };
+        files.remove();
+        result
     }
 
     fn command(&self, files: &CallFiles) -> Command {
@@ -173,6 +220,9 @@ impl External {
 
 impl super::Executor for External {
     fn start(&self, io: ProcessIo<'_>) -> Result<Pid, ExecutorError> {
+        if let Some(images) = &self.restore_from {
+            return self.restore(images, io);
+        }
         let create = CallFiles::new(&self.state_dir, "create");
         let mut cmd = self.command(&create);
         cmd.arg("create")
@@ -249,6 +299,32 @@ impl super::Executor for External {
             Err(e) => tracing::warn!(error = %e, "runtime delete failed"),
         }
         files.remove();
+    }
+
+    /// `<rt> checkpoint --image-path I --work-path W [--leave-running] --manage-cgroups-mode soft`.
+    fn checkpoint(&self, request: &CheckpointRequest) -> Result<(), ExecutorError> {
+        let files = CallFiles::new(&self.state_dir, "checkpoint");
+        let mut cmd = self.command(&files);
+        Self::quiet(&mut cmd)
+            .arg("checkpoint")
+            .arg("--image-path")
+            .arg(&request.image_path)
+            .arg("--work-path")
+            .arg(&request.work_path)
+            .arg("--manage-cgroups-mode")
+            .arg("soft");
+        if request.leave_running {
+            cmd.arg("--leave-running");
+        }
+        cmd.arg(&self.id);
+        let status = self.run(cmd)?;
+        let result = if status.success() {
+            Ok(())
+        } else {
+            Err(files.failure(&self.binary, "checkpoint", status))
+        };
+        files.remove();
+        result
     }
 }
 

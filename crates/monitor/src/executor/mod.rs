@@ -68,9 +68,24 @@ pub(crate) trait PendingExec {
     fn finish(self: Box<Self>, creator_exit: ChildExit) -> Result<Pid, ExecutorError>;
 }
 
+/// The log CRIU writes in the work directory of a dump (libcontainer's and runc's name).
+pub(crate) const CRIU_DUMP_LOG: &str = "dump.log";
+
+/// A checkpoint to make of the running container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckpointRequest {
+    /// Where CRIU writes its images.
+    pub image_path: PathBuf,
+    /// CRIU's work directory (its logs).
+    pub work_path: PathBuf,
+    /// Keep the container running after the dump (kubelet's checkpoints do).
+    pub leave_running: bool,
+}
+
 /// Creates, starts and deletes one container, and starts exec processes in it.
 pub(crate) trait Executor {
-    /// Creates and starts the container; returns its init pid once it runs the user's command.
+    /// Creates and starts the container (or restores it, when the config says so); returns its
+    /// init pid once it runs the user's command.
     fn start(&self, io: ProcessIo<'_>) -> Result<Pid, ExecutorError>;
     /// Begins starting an exec process described by the OCI process JSON file.
     fn begin_exec(
@@ -80,6 +95,8 @@ pub(crate) trait Executor {
     ) -> Result<Box<dyn PendingExec>, ExecutorError>;
     /// Removes the runtime's state for the exited container (errors are logged).
     fn delete(&self);
+    /// Dumps the running container with CRIU.
+    fn checkpoint(&self, request: &CheckpointRequest) -> Result<(), ExecutorError>;
 }
 
 /// The executor the config asks for.
@@ -89,6 +106,7 @@ pub(crate) fn from_config(cfg: &MonitorConfig) -> Box<dyn Executor> {
             &cfg.container_id,
             &cfg.bundle,
             &cfg.state_dir.join(EMBEDDED_ROOT_DIR),
+            cfg.restore_from.is_some(),
         )),
         ExecutorConfig::External { binary, root } => Box::new(external::External::new(
             &cfg.container_id,
@@ -96,6 +114,7 @@ pub(crate) fn from_config(cfg: &MonitorConfig) -> Box<dyn Executor> {
             binary,
             root,
             &cfg.state_dir,
+            cfg.restore_from.as_deref(),
         )),
     }
 }
