@@ -294,6 +294,175 @@ async fn round_trip(d: &mut TestDaemon, handler: &str, image_id: &str) {
     );
     d.remove_all_pods().await;
     d.assert_nothing_left();
+    if handler == "runc" {
+        restore_from_an_image(d, &location, checkpointed).await;
+    }
+}
+
+/// The archive as an OCI image (its one layer is the archive, its manifest carries CRI-O's
+/// checkpoint annotation), pushed to the test registry, pulled, and restored from.
+async fn restore_from_an_image(d: &mut TestDaemon, archive: &Path, checkpointed: u64) {
+    let registry = WritableRegistry::start();
+    let name = format!("{}/e2e-checkpoints/counter:v1", registry.authority);
+    let layout = tempfile::tempdir().unwrap();
+    write_oci_layout(layout.path(), archive);
+    let copy = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}", layout.path().display()))
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    d.pull(&name).await;
+    drop(registry);
+
+    let pod = pod_config(d, "ckpt-from-image");
+    let pod_id = run_pod(d, &pod, "runc").await;
+    let restored = create(d, &pod_id, &pod, counter_config("from-image", &name))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "CreateContainer from the checkpoint image: {e}\n{}",
+                d.daemon_log()
+            )
+        });
+    d.client
+        .runtime
+        .start_container(StartContainerRequest {
+            container_id: restored.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "StartContainer (restore from image): {e}\n{}",
+                d.daemon_log()
+            )
+        });
+    counted_past(d, &restored, checkpointed).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let logged = log_numbers(&d.status(&restored).await.log_path);
+    assert!(
+        !logged.is_empty() && logged[0] <= checkpointed + 1 && logged[0] >= checkpointed,
+        "counted on from {checkpointed}: {logged:?}"
+    );
+    d.remove_all_pods().await;
+    d.assert_nothing_left();
+}
+
+/// A registry of the test's own on a free loopback port (the shared test registry is read-only
+/// in the VM), with its storage in a temporary folder; killed (by its PID) when dropped.
+struct WritableRegistry {
+    authority: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl WritableRegistry {
+    fn start() -> WritableRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: checkpoint-test\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let authority = format!("127.0.0.1:{port}");
+        let up = longshore_testkit::eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&authority).is_ok()
+        });
+        let registry = WritableRegistry {
+            authority,
+            child,
+            _dir: dir,
+        };
+        assert!(up, "the test's registry did not come up");
+        registry
+    }
+}
+
+impl Drop for WritableRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", text.split_whitespace().next().unwrap())
+}
+
+/// Adds `bytes` as a blob of the layout; returns its descriptor's digest and size.
+fn add_blob(layout: &Path, file: &Path) -> (String, u64) {
+    let digest = sha256(file);
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::copy(file, blobs.join(&digest[7..])).unwrap();
+    (digest, std::fs::metadata(file).unwrap().len())
+}
+
+fn add_json(layout: &Path, value: &serde_json::Value) -> (String, u64) {
+    let file = layout.join("tmp.json");
+    std::fs::write(&file, serde_json::to_vec(value).unwrap()).unwrap();
+    let added = add_blob(layout, &file);
+    std::fs::remove_file(file).unwrap();
+    added
+}
+
+fn write_oci_layout(layout: &Path, archive: &Path) {
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let (layer, layer_size) = add_blob(layout, archive);
+    let (config, config_size) = add_json(
+        layout,
+        &serde_json::json!({
+            "architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer]}
+        }),
+    );
+    let (manifest, manifest_size) = add_json(
+        layout,
+        &serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size}],
+            "annotations": {"io.kubernetes.cri-o.annotations.checkpoint.name": "counter"}
+        }),
+    );
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest, "size": manifest_size}]
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

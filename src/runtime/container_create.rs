@@ -9,6 +9,7 @@ use crate::server::{RpcError, blocking};
 use prost::Message;
 use tracing::{Instrument, Span, info};
 
+use super::container::restore::Source as Restore;
 use super::{container_events, lookup, validate};
 use crate::api::{ContainerEventType, CreateContainerRequest, CreateContainerResponse};
 use crate::daemon::Daemon;
@@ -24,7 +25,7 @@ pub(super) async fn create_container(
         .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::container_config(&config)?;
     super::container::image_volumes::resolve_refs(d, &mut config)?;
-    let restore = super::container::restore::from_config(&mut config).await?;
+    let restore = super::container::restore::from_config(d, &mut config).await?;
     let pod = lookup::pod(d, &req.pod_sandbox_id)?;
     // Its own task: a client that gives up (a timeout, a dropped connection) cannot leave the
     // container half made; it is finished, or undone.
@@ -38,7 +39,7 @@ async fn create_in_pod(
     d: Arc<Daemon>,
     pod: Arc<Pod>,
     config: crate::api::ContainerConfig,
-    restore: Option<PathBuf>,
+    restore: Option<Restore>,
 ) -> Result<CreateContainerResponse, RpcError> {
     let _pod_guard = pod.lifecycle.lock().await;
     if pod.state() != PodState::Ready {
@@ -71,7 +72,7 @@ async fn make_container(
     pod: &Arc<Pod>,
     id: &str,
     config: crate::api::ContainerConfig,
-    restore: Option<PathBuf>,
+    restore: Option<Restore>,
 ) -> Result<(), RpcError> {
     let image_name = config
         .image
@@ -117,7 +118,7 @@ async fn make_container(
             &image,
             &mut record,
             &rootfs,
-            restore.as_deref(),
+            restore.as_ref(),
         );
         (record, prepared)
     })
@@ -160,7 +161,7 @@ fn prepare(
     image: &longshore_image::Image,
     record: &mut ContainerRecord,
     rootfs: &Path,
-    restore: Option<&Path>,
+    restore: Option<&Restore>,
 ) -> Result<(), RpcError> {
     std::fs::create_dir_all(record.state_dir.join("bundle"))
         .with_context(|| format!("creating {}", record.state_dir.display()))?;
@@ -169,10 +170,10 @@ fn prepare(
         .prepare(&record.id, &image.chain_ids)
         .context("preparing the writable layer")?;
     crate::crash_point::crash_point("create_container:layer");
-    if let Some(archive) = restore {
+    if let Some(source) = restore {
         // Into the upper layer before it is mounted: overlayfs forbids changing a layer under a
         // mounted overlay.
-        super::container::restore::unpack(d, &record.id, &record.state_dir, archive)?;
+        super::container::restore::unpack(d, &record.id, &record.state_dir, source)?;
     }
     std::fs::create_dir_all(rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
     d.snapshots

@@ -194,6 +194,26 @@ pub fn unpack(archive: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies the tree `src` into the existing folder `dst`: folders, files (with their modes) and
+/// symbolic links (a checkpoint image's layer into a container's state folder).
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    for entry in fs::read_dir(src).map_err(io_err("list", src))? {
+        let entry = entry.map_err(io_err("list", src))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io_err("stat", &from))?;
+        if kind.is_dir() {
+            fs::create_dir_all(&to).map_err(io_err("create", &to))?;
+            copy_tree(&from, &to)?;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(&from).map_err(io_err("read link", &from))?;
+            std::os::unix::fs::symlink(target, &to).map_err(io_err("link", &to))?;
+        } else {
+            fs::copy(&from, &to).map_err(io_err("copy", &from))?;
+        }
+    }
+    Ok(())
+}
+
 /// The most a metadata file of an archive may hold.
 const MAX_HEAD_FILE: u64 = 16 << 20;
 
@@ -296,6 +316,10 @@ mod tests {
         let dst = tempfile::tempdir().unwrap();
         unpack(&archive, dst.path()).unwrap();
         assert_eq!(read_metadata(dst.path()).unwrap(), metadata());
+        let copy = tempfile::tempdir().unwrap();
+        copy_tree(dst.path(), copy.path()).unwrap();
+        assert_eq!(read_metadata(copy.path()).unwrap(), metadata());
+        assert!(copy.path().join("checkpoint/inventory.img").is_file());
         assert_eq!(
             fs::read_to_string(dst.path().join("checkpoint/inventory.img")).unwrap(),
             "x"
