@@ -1,6 +1,7 @@
 //! Checkpoint and restore end to end: a counter checkpointed while it runs (with the embedded
 //! executor and with runc), its archive read back in CRI-O's layout, the original pod removed,
-//! and the counter restored into a new pod, counting on from where it was, with its writable
+//! and the counter restored into a new pod (by the embedded executor, by runc, and from an OCI
+//! image made of the archive), counting on from where it was, with its writable
 //! layer's changes (a file written, a file deleted) in place.
 //!
 //! CRIU must work on the kernel: on this project's hosts (kernel 6.18, Debian's CRIU 3.17.1)
@@ -167,8 +168,8 @@ fn tar_names(tar: &Path) -> Vec<String> {
 }
 
 /// Checkpoints a running counter of a `handler` pod, checks the archive, removes the pod and
-/// restores the counter into a new runc pod.
-async fn round_trip(d: &mut TestDaemon, handler: &str, image_id: &str) {
+/// restores the counter into a new `restore_handler` pod.
+async fn round_trip(d: &mut TestDaemon, handler: &str, restore_handler: &str, image_id: &str) {
     let out = tempfile::tempdir().unwrap();
     let location = out.path().join(format!("checkpoint-{handler}.tar"));
     let location_str = location.to_string_lossy().to_string();
@@ -248,7 +249,7 @@ async fn round_trip(d: &mut TestDaemon, handler: &str, image_id: &str) {
     // The original goes away; the checkpoint comes back in a new pod.
     d.remove_all_pods().await;
     let pod = pod_config(d, &format!("ckpt-dst-{handler}"));
-    let pod_id = run_pod(d, &pod, "runc").await;
+    let pod_id = run_pod(d, &pod, restore_handler).await;
     let restored = create(d, &pod_id, &pod, counter_config("restored", &location_str))
         .await
         .unwrap_or_else(|e| {
@@ -295,13 +296,19 @@ async fn round_trip(d: &mut TestDaemon, handler: &str, image_id: &str) {
     d.remove_all_pods().await;
     d.assert_nothing_left();
     if handler == "runc" {
-        restore_from_an_image(d, &location, checkpointed).await;
+        // Made by runc, restored by the embedded executor this time.
+        restore_from_an_image(d, &location, checkpointed, "").await;
     }
 }
 
 /// The archive as an OCI image (its one layer is the archive, its manifest carries CRI-O's
 /// checkpoint annotation), pushed to the test registry, pulled, and restored from.
-async fn restore_from_an_image(d: &mut TestDaemon, archive: &Path, checkpointed: u64) {
+async fn restore_from_an_image(
+    d: &mut TestDaemon,
+    archive: &Path,
+    checkpointed: u64,
+    handler: &str,
+) {
     let registry = WritableRegistry::start();
     let name = format!("{}/e2e-checkpoints/counter:v1", registry.authority);
     let layout = tempfile::tempdir().unwrap();
@@ -321,7 +328,7 @@ async fn restore_from_an_image(d: &mut TestDaemon, archive: &Path, checkpointed:
     drop(registry);
 
     let pod = pod_config(d, "ckpt-from-image");
-    let pod_id = run_pod(d, &pod, "runc").await;
+    let pod_id = run_pod(d, &pod, handler).await;
     let restored = create(d, &pod_id, &pod, counter_config("from-image", &name))
         .await
         .unwrap_or_else(|e| {
@@ -476,8 +483,8 @@ async fn a_counter_is_checkpointed_and_restored_in_a_new_pod() {
     }
     let mut d = TestDaemon::start().await;
     let image_id = d.pull(common::BUSYBOX).await;
-    round_trip(&mut d, "", &image_id).await;
-    round_trip(&mut d, "runc", &image_id).await;
+    round_trip(&mut d, "", "", &image_id).await;
+    round_trip(&mut d, "runc", "runc", &image_id).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -547,12 +554,24 @@ async fn checkpoint_and_restore_requests_are_checked() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    // An archive without real CRIU images is made into a container, but CRIU's refusal to
+    // restore it fails the start, saying so, with nothing left running.
     let fake = made_up_archive(out.path(), &image_id);
-    let err = create(&mut d, &pod_id, &pod, counter_config("from-fake", &fake))
+    let from_fake = create(&mut d, &pod_id, &pod, counter_config("from-fake", &fake))
+        .await
+        .unwrap();
+    let err = d
+        .client
+        .runtime
+        .start_container(StartContainerRequest {
+            container_id: from_fake.clone(),
+        })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
-    assert!(err.message().contains("runc"), "{err}");
+    assert!(err.message().contains("criu"), "{err}");
+    let status = d.status(&from_fake).await;
+    assert_eq!(status.state, ContainerState::ContainerExited as i32);
+    assert_eq!(status.reason, "StartError");
     let runc_pod = pod_config(&d, "ckpt-checks-runc");
     let runc_pod_id = run_pod(&mut d, &runc_pod, "runc").await;
     let other_image = made_up_archive(out.path(), "sha256:0000");
@@ -591,6 +610,11 @@ fn made_up_archive(dir: &Path, image_id: &str) -> String {
     )
     .unwrap();
     std::fs::create_dir(content.path().join("checkpoint")).unwrap();
+    std::fs::write(
+        content.path().join("checkpoint/descriptors.json"),
+        r#"["/dev/null","pipe:[1]","pipe:[2]"]"#,
+    )
+    .unwrap();
     let path = dir.join(format!("made-up-{}.tar", &image_id[7..11]));
     longshore_checkpoint::pack(content.path(), &path).unwrap();
     path.to_string_lossy().to_string()

@@ -84,7 +84,7 @@ async fn make_container(
     })?;
     let pod_record = pod.snapshot();
     if restore.is_some() {
-        super::container::restore::check(d, &pod_record.runtime_handler, &image_name)?;
+        super::container::restore::check(d, &image_name)?;
     }
     let state_dir = d.config.state.join("containers").join(id);
     let rootfs = state_dir.join("rootfs");

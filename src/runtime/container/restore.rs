@@ -9,8 +9,9 @@
 //!
 //! What the new request says about the container (name, mounts, log path, labels, resources)
 //! holds; the process (command, arguments, working directory) is the checkpoint's, since the
-//! restored process is the old one. Only runtime handlers restore: libcontainer 0.7, the
-//! embedded executor, has no restore.
+//! restored process is the old one. The embedded executor restores by driving CRIU itself
+//! (libcontainer 0.7 has no restore; crates/monitor's `embedded_restore`), a runtime handler
+//! with `<rt> restore`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +22,6 @@ use oci_spec::runtime::Spec;
 use crate::api::ContainerConfig;
 use crate::daemon::Daemon;
 use crate::server::{RpcError, blocking};
-use longshore_monitor_client::ExecutorConfig;
 
 /// The folder in a container's state dir the archive is unpacked into.
 pub(crate) const RESTORE_DIR: &str = "restore";
@@ -132,14 +132,8 @@ fn find(d: &Daemon, name: &str) -> Result<Found, RpcError> {
     Ok(Some((Source::Image(dir), meta, spec)))
 }
 
-/// The checkpoint's image must be here, and the pod's handler must be able to restore.
-pub(crate) fn check(d: &Daemon, handler: &str, image_ref: &str) -> Result<(), RpcError> {
-    if let ExecutorConfig::Embedded = super::monitor::executor(d, handler)? {
-        return Err(RpcError::failed_precondition(
-            "restoring a checkpoint needs a pod on a runtime handler that can restore, such as \
-             runc: the embedded executor (youki's libcontainer 0.7) has no restore",
-        ));
-    }
+/// The checkpoint's image must be on this node.
+pub(crate) fn check(d: &Daemon, image_ref: &str) -> Result<(), RpcError> {
     match d.images.resolve(image_ref) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(RpcError::not_found(format!(

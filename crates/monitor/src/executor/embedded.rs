@@ -48,11 +48,21 @@ pub(crate) struct Embedded {
     id: String,
     bundle: PathBuf,
     root: PathBuf,
-    restore: bool,
+    restore: Option<Restore>,
+}
+
+/// A checkpoint to restore instead of starting afresh.
+pub(crate) struct Restore {
+    /// The CRIU images.
+    pub images: PathBuf,
+    /// CRIU's work folder.
+    pub work: PathBuf,
+    /// The container's cgroup folders, joined before CRIU runs.
+    pub cgroup_dirs: Vec<PathBuf>,
 }
 
 impl Embedded {
-    pub(crate) fn new(id: &str, bundle: &Path, root: &Path, restore: bool) -> Self {
+    pub(crate) fn new(id: &str, bundle: &Path, root: &Path, restore: Option<Restore>) -> Self {
         Embedded {
             id: id.to_owned(),
             bundle: bundle.to_path_buf(),
@@ -101,6 +111,22 @@ impl Embedded {
             .ok_or_else(|| "libcontainer started the container but recorded no pid".to_owned())
     }
 
+    /// Runs in the creator child: restore the container from its checkpoint.
+    fn restore(&self, restore: &Restore, io: ProcessIo<'_>) -> Result<i32, String> {
+        let ProcessIo::Pipes(stdio) = io else {
+            return Err("a container with a terminal cannot be restored".into());
+        };
+        let input = super::embedded_restore::RestoreInput {
+            id: &self.id,
+            bundle: &self.bundle,
+            root: &self.root,
+            images: &restore.images,
+            work: &restore.work,
+            cgroup_dirs: &restore.cgroup_dirs,
+        };
+        super::embedded_restore::restore(&input, stdio)
+    }
+
     /// Runs in the creator child: start the process from `process_json` in the container.
     fn exec(&self, process_json: &Path, io: ProcessIo<'_>) -> Result<i32, String> {
         let config = self.bundle.join("config.json");
@@ -121,14 +147,6 @@ impl Embedded {
 
 impl super::Executor for Embedded {
     fn start(&self, io: ProcessIo<'_>) -> Result<Pid, ExecutorError> {
-        if self.restore {
-            // The daemon refuses this at CreateContainer; a config written by hand gets it here.
-            return Err(ExecutorError::Runtime(
-                "the embedded executor cannot restore a checkpoint (libcontainer 0.7 has no \
-                 restore); run the pod with a runtime handler such as runc"
-                    .into(),
-            ));
-        }
         DirBuilder::new()
             .recursive(true)
             .mode(ROOT_DIR_MODE)
@@ -138,7 +156,10 @@ impl super::Executor for Embedded {
                 path: self.root.clone(),
                 source,
             })?;
-        let creation = fork_creator(|| self.create_and_start(io))?;
+        let creation = match &self.restore {
+            Some(restore) => fork_creator(|| self.restore(restore, io))?,
+            None => fork_creator(|| self.create_and_start(io))?,
+        };
         let exit = wait_for(creation.pid).map_err(|source| ExecutorError::Sys {
             what: "waiting for the container creator",
             source,

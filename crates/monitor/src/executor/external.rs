@@ -124,7 +124,7 @@ impl External {
     /// container's stdio as the runtime's own: runc hands them to CRIU, which puts them where
     /// the checkpointed process had its pipes (`descriptors.json` in the images).
     fn restore(&self, images: &Path, io: ProcessIo<'_>) -> Result<Pid, ExecutorError> {
-        let work = self.state_dir.join("restore-work");
+        let work = self.state_dir.join(super::RESTORE_WORK_DIR);
         fs::create_dir_all(&work).map_err(|source| ExecutorError::File {
             what: "creating the restore work folder",
             path: work.clone(),

@@ -9,6 +9,7 @@
 //! Doing libcontainer's work in a fork also keeps its memory out of the long-lived monitor.
 
 pub(crate) mod embedded;
+mod embedded_restore;
 pub(crate) mod external;
 mod tenant_seccomp;
 
@@ -68,6 +69,9 @@ pub(crate) trait PendingExec {
     fn finish(self: Box<Self>, creator_exit: ChildExit) -> Result<Pid, ExecutorError>;
 }
 
+/// CRIU's work folder for a restore, in the state dir.
+pub(crate) const RESTORE_WORK_DIR: &str = "restore-work";
+
 /// The log CRIU writes in the work directory of a dump (libcontainer's and runc's name).
 pub(crate) const CRIU_DUMP_LOG: &str = "dump.log";
 
@@ -106,7 +110,11 @@ pub(crate) fn from_config(cfg: &MonitorConfig) -> Box<dyn Executor> {
             &cfg.container_id,
             &cfg.bundle,
             &cfg.state_dir.join(EMBEDDED_ROOT_DIR),
-            cfg.restore_from.is_some(),
+            cfg.restore_from.as_ref().map(|images| embedded::Restore {
+                images: images.clone(),
+                work: cfg.state_dir.join(RESTORE_WORK_DIR),
+                cgroup_dirs: cfg.cgroup_dirs.clone(),
+            }),
         )),
         ExecutorConfig::External { binary, root } => Box::new(external::External::new(
             &cfg.container_id,
