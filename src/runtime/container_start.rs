@@ -55,14 +55,18 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcErr
     if container::restore::images(&record.state_dir).is_some() {
         container::restore::clean_up(&record.state_dir).await;
     }
-    container::cgroup::start_unit(d, &record, started.pid, resources.as_ref()).await?;
-    d.state
-        .update_container(container, |r| {
+    // Under the systemd driver, systemd's job for the container's scope and the durable record
+    // of the start run side by side: the limits are in the cgroup's files already.
+    let (unit, recorded) = tokio::join!(
+        container::cgroup::start_unit(d, &record, started.pid, resources.as_ref()),
+        d.state.update_container(container, |r| {
             r.state = ContainerState::Running;
             r.pid = started.pid;
             r.started_at = started.started_at;
         })
-        .await?;
+    );
+    unit?;
+    recorded?;
     info!(container = %container.id, pid = started.pid, "container started");
     container_events::emit(d, container, ContainerEventType::ContainerStartedEvent);
     container::exit::watch(d.clone(), container.clone());
