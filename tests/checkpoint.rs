@@ -233,6 +233,7 @@ async fn round_trip(d: &mut TestDaemon, handler: &str, restore_handler: &str, im
     let deleted: Vec<String> =
         serde_json::from_slice(&std::fs::read(u.join("deleted.files")).unwrap()).unwrap();
     assert_eq!(deleted, vec!["/etc/group"]);
+    inspect_with_checkpointctl(&location, &id);
     let checkpointed: u64 = {
         let mut a = tar::Archive::new(std::fs::File::open(u.join("rootfs-diff.tar")).unwrap());
         let mut entry = a
@@ -588,6 +589,29 @@ async fn checkpoint_and_restore_requests_are_checked() {
 
     d.remove_all_pods().await;
     d.assert_nothing_left();
+}
+
+/// `checkpointctl show` (checkpoint-restore's inspection tool, where it is installed: it is not
+/// packaged by Debian) reads the archive as one of CRI-O's: it names the container and image.
+fn inspect_with_checkpointctl(archive: &Path, id: &str) {
+    let Ok(out) = Command::new("checkpointctl")
+        .arg("show")
+        .arg(archive)
+        .output()
+    else {
+        eprintln!("checkpointctl is not installed: the archive is not inspected with it");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "checkpointctl show: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("checkpointctl show:\n{text}");
+    assert!(text.contains("counter"), "{text}");
+    assert!(text.contains(&id[..12]), "{text}");
+    assert!(text.contains("busybox"), "{text}");
 }
 
 /// An archive with the metadata of a checkpoint of `image_id` and no real CRIU images.
