@@ -52,7 +52,7 @@ async fn start(d: &Arc<Daemon>, container: &Arc<Container>) -> Result<(), RpcErr
             return Err(status);
         }
     };
-    if container::restore::images(&record.state_dir).is_some() {
+    if started.restored {
         container::restore::clean_up(&record.state_dir).await;
     }
     // Under the systemd driver, systemd's job for the container's scope and the durable record

@@ -9,7 +9,6 @@
 //! daemon can also kill this process at the CRI request's timeout without touching the monitor.
 
 use std::ffi::OsString;
-use std::fs;
 use std::path::PathBuf;
 
 use crate::executor::{self, CheckpointRequest};
@@ -40,7 +39,9 @@ where
     match executor::from_config(&cfg).checkpoint(&request) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{e}{}", criu_errors(&request));
+            let logs =
+                [&request.work_path, &request.image_path].map(|d| d.join(executor::CRIU_DUMP_LOG));
+            eprintln!("{e}{}", executor::criu_errors(&logs));
             1
         }
     }
@@ -81,33 +82,6 @@ where
     ))
 }
 
-/// CRIU's own error lines from its dump log, where the executor's message does not carry them.
-fn criu_errors(request: &CheckpointRequest) -> String {
-    let lines: Vec<String> = [&request.work_path, &request.image_path]
-        .iter()
-        .map(|dir| dir.join(executor::CRIU_DUMP_LOG))
-        .filter_map(|log| fs::read_to_string(log).ok())
-        .flat_map(|text| error_lines(&text))
-        .collect();
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!(" (criu: {})", lines.join("; "))
-    }
-}
-
-/// The `Error (...)` lines of a CRIU log, the last few.
-fn error_lines(log: &str) -> Vec<String> {
-    let mut lines: Vec<String> = log
-        .lines()
-        .filter(|l| l.contains("Error (") || l.starts_with("Error"))
-        .map(|l| l.trim().to_owned())
-        .collect();
-    let keep = lines.len().saturating_sub(4);
-    lines.drain(..keep);
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,19 +115,5 @@ mod tests {
         assert!(parse_args(["--state-dir", "/s"]).is_err());
         assert!(parse_args(["--image-path"]).is_err());
         assert!(parse_args(["--bogus"]).is_err());
-    }
-
-    #[test]
-    fn criu_error_lines_are_the_last_errors() {
-        let log = "(00.001) ok\n(00.002) Error (criu/vdso.c:381): vdso: bad\nx\n\
-                   (00.003) Error (criu/kerndat.c:1615): failed\n";
-        assert_eq!(
-            error_lines(log),
-            vec![
-                "(00.002) Error (criu/vdso.c:381): vdso: bad",
-                "(00.003) Error (criu/kerndat.c:1615): failed"
-            ]
-        );
-        assert!(error_lines("all good\n").is_empty());
     }
 }

@@ -19,6 +19,8 @@ use crate::state::{Container, ExitInfo, now_nanos};
 pub(crate) struct Started {
     pub pid: i32,
     pub started_at: i64,
+    /// It was restored from a checkpoint (whose unpacked copy can go now).
+    pub restored: bool,
 }
 
 /// The executor for a RuntimeClass handler: "" is the embedded one.
@@ -70,6 +72,7 @@ pub(crate) async fn spawn(d: &Daemon, container: &Container) -> Result<Started, 
     Ok(Started {
         pid: started.pid,
         started_at: started.started_at,
+        restored: mc.restore_from.is_some(),
     })
 }
 

@@ -78,7 +78,7 @@ pub(crate) fn restore(input: &RestoreInput<'_>, stdio: Stdio) -> Result<i32, Str
     fs::create_dir_all(input.work).map_err(|e| format!("{}: {e}", input.work.display()))?;
     let work = File::open(input.work).map_err(|e| format!("{}: {e}", input.work.display()))?;
     criu.set_work_dir_fd(work.as_raw_fd());
-    criu.set_log_file("restore.log".into());
+    criu.set_log_file(super::CRIU_RESTORE_LOG.into());
     criu.set_log_level(4);
     criu.set_root(root.to_string_lossy().into_owned());
     criu.set_rst_sibling(true);
@@ -118,12 +118,8 @@ pub(crate) fn restore(input: &RestoreInput<'_>, stdio: Stdio) -> Result<i32, Str
         }
     }
     criu.restore().map_err(|e| {
-        let log = fs::read_to_string(input.work.join("restore.log")).unwrap_or_default();
-        let last = log.lines().rev().find(|l| l.contains("Error ("));
-        match last {
-            Some(line) => format!("criu restore: {e} (criu: {})", line.trim()),
-            None => format!("criu restore: {e}"),
-        }
+        let log = input.work.join(super::CRIU_RESTORE_LOG);
+        format!("criu restore: {e}{}", super::criu_errors(&[log]))
     })?;
     let pid = RESTORED_PID.load(Ordering::SeqCst);
     if pid <= 0 {

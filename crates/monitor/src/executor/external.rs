@@ -152,11 +152,7 @@ impl External {
         } else {
             let mut err = files.failure(&self.binary, "restore", status);
             if let ExecutorError::Runtime(message) = &mut err {
-                let log = fs::read_to_string(work.join("restore.log")).unwrap_or_default();
-                let criu: Vec<&str> = log.lines().filter(|l| l.contains("Error (")).collect();
-                if let Some(last) = criu.last() {
-                    message.push_str(&format!(" (criu: {})", last.trim()));
-                }
+                message.push_str(&super::criu_errors(&[work.join(super::CRIU_RESTORE_LOG)]));
             }
             Err(err)
         };

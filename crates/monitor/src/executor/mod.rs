@@ -75,6 +75,36 @@ pub(crate) const RESTORE_WORK_DIR: &str = "restore-work";
 /// The log CRIU writes in the work directory of a dump (libcontainer's and runc's name).
 pub(crate) const CRIU_DUMP_LOG: &str = "dump.log";
 
+/// The log CRIU writes in the work directory of a restore.
+pub(crate) const CRIU_RESTORE_LOG: &str = "restore.log";
+
+/// CRIU's own error lines (the last few `Error (...)` lines of these logs) as ` (criu: ...)`, to
+/// add to a failure's message; empty when there are none.
+pub(crate) fn criu_errors(logs: &[PathBuf]) -> String {
+    let lines: Vec<String> = logs
+        .iter()
+        .filter_map(|log| std::fs::read_to_string(log).ok())
+        .flat_map(|text| error_lines(&text))
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(" (criu: {})", lines.join("; "))
+    }
+}
+
+/// The `Error (...)` lines of a CRIU log, the last few.
+fn error_lines(log: &str) -> Vec<String> {
+    let mut lines: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("Error (") || l.starts_with("Error"))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    let keep = lines.len().saturating_sub(4);
+    lines.drain(..keep);
+    lines
+}
+
 /// A checkpoint to make of the running container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckpointRequest {
@@ -140,4 +170,23 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criu_error_lines_are_the_last_errors() {
+        let log = "(00.001) ok\n(00.002) Error (criu/vdso.c:381): vdso: bad\nx\n\
+                   (00.003) Error (criu/kerndat.c:1615): failed\n";
+        assert_eq!(
+            error_lines(log),
+            vec![
+                "(00.002) Error (criu/vdso.c:381): vdso: bad",
+                "(00.003) Error (criu/kerndat.c:1615): failed"
+            ]
+        );
+        assert!(error_lines("all good\n").is_empty());
+    }
 }
