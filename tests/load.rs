@@ -74,7 +74,9 @@ async fn lifecycle(client: &mut CriClient, shape: Shape) -> Result<(), String> {
         .map_err(|e| format!("RunPodSandbox: {e}"))?
         .into_inner()
         .pod_sandbox_id;
-    let script = "echo ready; trap 'exit 0' TERM; sleep 3600 & wait";
+    // The trap is set before "ready" is said: a SIGTERM that came between the two would end
+    // the shell with 143 instead of 0.
+    let script = "trap 'exit 0' TERM; echo ready; sleep 3600 & wait";
     let config = TestDaemon::container_config("work", &["sh", "-c", script]);
     let id = rt
         .create_container(CreateContainerRequest {
@@ -209,7 +211,12 @@ async fn fifty_clients_through_full_lifecycles_leave_nothing() {
     d.pull(common::BUSYBOX).await;
     // Warm up (allocator arenas, caches, the first monitor) before reading the baseline.
     let warmup = drive(&d, 2, 1).await;
-    assert!(warmup.is_empty(), "{warmup:#?}\n{}", d.daemon_log());
+    // The failures are printed after the daemon's log too: CI keeps only an output's tail.
+    assert!(
+        warmup.is_empty(),
+        "{warmup:#?}\n{}\nfailures: {warmup:#?}",
+        d.daemon_log()
+    );
     let pid = d.daemon_pid().unwrap();
     let before = rss(pid);
 
@@ -218,11 +225,12 @@ async fn fifty_clients_through_full_lifecycles_leave_nothing() {
     let took = started.elapsed();
     assert!(
         failures.is_empty(),
-        "{} of {} lifecycles failed:\n{}\n{}",
+        "{} of {} lifecycles failed:\n{}\n{}\nagain, the failures:\n{}",
         failures.len(),
         CLIENTS * per_client,
         failures.join("\n"),
-        d.daemon_log()
+        d.daemon_log(),
+        failures.join("\n")
     );
     let peak = rss(pid);
     eprintln!(
