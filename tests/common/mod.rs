@@ -484,7 +484,11 @@ fn spawn(config_file: &Path, dir: &Path, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_longshore"))
         .args(["serve", "--config"])
         .arg(config_file)
-        .env("RUST_LOG", "debug")
+        // The daemon's own debug lines, not the HTTP/2 frames (they buried the rest).
+        .env(
+            "RUST_LOG",
+            "debug,h2=info,hyper=info,hyper_util=info,tower=info",
+        )
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
