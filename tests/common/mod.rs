@@ -15,6 +15,8 @@ use longshore::client::CriClient;
 use longshore_testkit::cgroup::TestCgroupRoot;
 
 /// The image every basic test runs.
+/// How long a removed container's storage may take to go after RemoveContainer answered.
+pub const RELEASE_WITHIN: Duration = Duration::from_secs(5);
 pub const BUSYBOX: &str = "registry.k8s.io/e2e-test-images/busybox:1.29-2";
 
 /// Options for one test daemon.
@@ -333,8 +335,17 @@ impl TestDaemon {
     }
 
     /// Asserts that no mount, cgroup or monitor process of this daemon is left.
+    ///
+    /// RemoveContainer answers before the container's root mount, writable layer and state
+    /// folder are gone (they are released right after), so this waits up to [`RELEASE_WITHIN`]
+    /// for them. The daemon is another process: blocking this thread holds nothing up.
     pub fn assert_nothing_left(&self) {
-        let left = self.leftovers();
+        let deadline = Instant::now() + RELEASE_WITHIN;
+        let mut left = self.leftovers();
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            left = self.leftovers();
+        }
         assert!(left.is_empty(), "{}", left.join("\n"));
     }
 

@@ -14,6 +14,8 @@ use super::progress::Progress;
 use super::results::{Results, Unit, ms};
 use super::workload::{LEAVES_A_CHILD, PidShape};
 
+mod verbs;
+
 /// A scenario, by the name `--scenarios` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Scenario {
@@ -34,6 +36,9 @@ pub enum Scenario {
     List,
     /// Cold pull of the big image.
     Pull,
+    /// One latency row per remaining CRI verb (status, list, stats, update, exec, log reopen,
+    /// image removal) against a running container.
+    Verbs,
     /// Resident memory: daemon idle, with N pods, per pod.
     Memory,
 }
@@ -50,6 +55,7 @@ impl Scenario {
             Scenario::Concurrent => "concurrent",
             Scenario::List => "list",
             Scenario::Pull => "pull",
+            Scenario::Verbs => "verbs",
             Scenario::Memory => "memory",
         }
     }
@@ -137,6 +143,7 @@ impl Bench<'_> {
             Scenario::Concurrent => self.concurrent().await,
             Scenario::List => self.list().await,
             Scenario::Pull => self.pull().await,
+            Scenario::Verbs => self.verbs().await,
             Scenario::Memory => self.memory().await,
         }
         self.record_daemon_growth(scenario);
