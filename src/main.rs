@@ -1,4 +1,5 @@
-//! The `longshore` command: the daemon, and `pod-init` for pods with a shared PID namespace.
+//! The `longshore` command: the daemon, `pod-init` for pods with a shared PID namespace and
+//! `pod-userns` for pods with their own user namespace.
 //!
 //! `serve` runs the CRI daemon. `pod-init` is the small PID 1 of a pod's shared PID namespace; it
 //! is dispatched before any async runtime or logging is set up, so it stays small and
@@ -50,6 +51,13 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).and_then(|a| a.to_str()) == Some("pod-init") {
         return exit_code(longshore_namespaces::pod_init_main());
+    }
+    if args.get(1).and_then(|a| a.to_str()) == Some("pod-userns") {
+        let rest: Vec<String> = args[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return exit_code(longshore_namespaces::pod_userns_main(&rest));
     }
     let cli = Cli::parse();
     match cli.command {

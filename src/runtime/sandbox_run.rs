@@ -207,7 +207,7 @@ fn make_local(
     record.utsns = pinned.uts;
 
     if ns.pid == NamespaceMode::Pod {
-        let init = PodInit::start(&d.helper_exe, &ns_dir).context("starting the pod's PID 1")?;
+        let init = PodInit::start(&d.helper_exe, &ns_dir, record.userns.as_deref()).context("starting the pod's PID 1")?;
         record.pod_init_pid = Some(init.pid);
         record.pidns = Some(init.pin);
     }

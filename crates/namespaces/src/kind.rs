@@ -11,6 +11,8 @@ pub enum NamespaceKind {
     Uts,
     /// Process IDs; needs a live PID 1, see [`crate::PodInit`].
     Pid,
+    /// User and group ids, and the capabilities that go with them.
+    User,
 }
 
 impl NamespaceKind {
@@ -21,6 +23,7 @@ impl NamespaceKind {
             NamespaceKind::Ipc => "ipc",
             NamespaceKind::Uts => "uts",
             NamespaceKind::Pid => "pid",
+            NamespaceKind::User => "user",
         }
     }
 
@@ -31,6 +34,7 @@ impl NamespaceKind {
             NamespaceKind::Ipc => CloneFlags::CLONE_NEWIPC,
             NamespaceKind::Uts => CloneFlags::CLONE_NEWUTS,
             NamespaceKind::Pid => CloneFlags::CLONE_NEWPID,
+            NamespaceKind::User => CloneFlags::CLONE_NEWUSER,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct PinnedNamespaces {
     pub ipc: Option<PathBuf>,
     /// Pinned UTS namespace, if the pod has its own.
     pub uts: Option<PathBuf>,
+    /// Pinned user namespace, for a pod with one (see [`crate::pin_with_user_namespace`]).
+    pub user: Option<PathBuf>,
 }
 
 impl PinnedNamespaces {
@@ -44,6 +46,7 @@ impl PinnedNamespaces {
             NamespaceKind::Net => self.net.as_deref(),
             NamespaceKind::Ipc => self.ipc.as_deref(),
             NamespaceKind::Uts => self.uts.as_deref(),
+            NamespaceKind::User => self.user.as_deref(),
             NamespaceKind::Pid => None,
         }
     }
@@ -84,14 +87,14 @@ pub fn pin(dir: &Path, req: &PinRequest) -> Result<PinnedNamespaces, NamespaceEr
             NamespaceKind::Net => pinned.net = file,
             NamespaceKind::Ipc => pinned.ipc = file,
             NamespaceKind::Uts => pinned.uts = file,
-            NamespaceKind::Pid => {}
+            NamespaceKind::User | NamespaceKind::Pid => {}
         }
     }
     Ok(pinned)
 }
 
 /// Refuses sysctls that would land in a namespace the pod shares with the host.
-fn check_sysctls(req: &PinRequest) -> Result<(), NamespaceError> {
+pub(crate) fn check_sysctls(req: &PinRequest) -> Result<(), NamespaceError> {
     for (name, _) in &req.sysctls {
         let (owned, what) = match classify_sysctl(name)? {
             SysctlNamespace::Net => (req.net, "network"),
@@ -131,25 +134,7 @@ fn setup_in_new_namespaces(
     kinds: &[NamespaceKind],
     req: &PinRequest,
 ) -> Result<(), NamespaceError> {
-    let flags = kinds
-        .iter()
-        .fold(CloneFlags::empty(), |f, k| f | k.clone_flag());
-    unshare(flags).map_err(|source| NamespaceError::Sys {
-        op: "unshare",
-        source,
-    })?;
-    if let (true, Some(name)) = (req.uts, &req.hostname) {
-        nix::unistd::sethostname(name).map_err(|source| NamespaceError::Sys {
-            op: "sethostname",
-            source,
-        })?;
-    }
-    if req.net {
-        loopback::bring_up_lo()?;
-    }
-    for (name, value) in &req.sysctls {
-        write_sysctl(name, value)?;
-    }
+    setup_namespaces(kinds, req)?;
     for kind in kinds {
         let source = PathBuf::from(format!("/proc/thread-self/ns/{}", kind.file_name()));
         let target = dir.join(kind.file_name());
@@ -169,6 +154,34 @@ fn setup_in_new_namespaces(
     Ok(())
 }
 
+/// Unshares `kinds` in the calling thread, then sets the hostname, brings `lo` up and writes
+/// the sysctls inside them.
+pub(crate) fn setup_namespaces(
+    kinds: &[NamespaceKind],
+    req: &PinRequest,
+) -> Result<(), NamespaceError> {
+    let flags = kinds
+        .iter()
+        .fold(CloneFlags::empty(), |f, k| f | k.clone_flag());
+    unshare(flags).map_err(|source| NamespaceError::Sys {
+        op: "unshare",
+        source,
+    })?;
+    if let (true, Some(name)) = (req.uts, &req.hostname) {
+        nix::unistd::sethostname(name).map_err(|source| NamespaceError::Sys {
+            op: "sethostname",
+            source,
+        })?;
+    }
+    if req.net {
+        loopback::bring_up_lo()?;
+    }
+    for (name, value) in &req.sysctls {
+        write_sysctl(name, value)?;
+    }
+    Ok(())
+}
+
 /// Releases every pin under `dir` and removes the folder's pin files. Safe to repeat; a missing
 /// folder is fine.
 pub fn unpin(dir: &Path) -> Result<(), NamespaceError> {
@@ -177,6 +190,7 @@ pub fn unpin(dir: &Path) -> Result<(), NamespaceError> {
         NamespaceKind::Ipc,
         NamespaceKind::Uts,
         NamespaceKind::Pid,
+        NamespaceKind::User,
     ] {
         let file = dir.join(kind.file_name());
         match umount2(&file, MntFlags::MNT_DETACH) {

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -33,13 +34,24 @@ pub struct PodInit {
 impl PodInit {
     /// Runs `<exe> pod-init` (the daemon's own binary), waits for it to report its PID 1, and pins
     /// that process's PID namespace at `<dir>/pid`.
-    pub fn start(exe: &Path, dir: &Path) -> Result<PodInit, NamespaceError> {
+    ///
+    /// With `userns` (a pinned user namespace) pod-init runs as root inside it, so that the PID
+    /// namespace it makes is owned by it and the pod's containers, which join the user namespace
+    /// first, may join the PID namespace too.
+    pub fn start(exe: &Path, dir: &Path, userns: Option<&Path>) -> Result<PodInit, NamespaceError> {
         // The folder goes on its command line only so that `ps` shows which pod it serves.
-        let output = Command::new(exe)
-            .arg("pod-init")
+        let mut cmd = Command::new(exe);
+        cmd.arg("pod-init")
             .arg(dir)
             .stdin(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(path) = userns {
+            let ns = std::fs::File::open(path).map_err(|e| io_err("open", path, e))?;
+            // SAFETY: the closure runs in the forked child before exec and makes only
+            // async-signal-safe syscalls (setns, setgroups, setresgid, setresuid).
+            unsafe { cmd.pre_exec(move || enter_as_root(&ns)) };
+        }
+        let output = cmd
             .output()
             .map_err(|e| NamespaceError::PodInit(format!("cannot run {}: {e}", exe.display())))?;
         if !output.status.success() {
@@ -114,6 +126,25 @@ impl PodInit {
     /// Whether the pod's PID 1 still runs.
     pub fn is_alive(pid: i32, dir: &Path) -> bool {
         same_namespace(pid, &dir.join(PID_PIN))
+    }
+}
+
+/// Joins the user namespace `ns` and becomes its root (so exec keeps the capabilities there).
+fn enter_as_root(ns: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: plain syscalls on a valid fd and constant arguments, in a single-threaded child.
+    unsafe {
+        check(libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER))?;
+        check(libc::setgroups(0, std::ptr::null()))?;
+        check(libc::setresgid(0, 0, 0))?;
+        check(libc::setresuid(0, 0, 0))
     }
 }
 

@@ -136,7 +136,7 @@ fn pod_init_holds_a_pid_namespace_until_stopped() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_longshore-pod-init"));
-    let init = PodInit::start(&exe, &dir).unwrap();
+    let init = PodInit::start(&exe, &dir, None).unwrap();
     struct Stop(i32, PathBuf);
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -174,7 +174,7 @@ fn a_pod_init_whose_pid_was_lost_is_found_through_its_pin() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ns");
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_longshore-pod-init"));
-    let init = PodInit::start(&exe, &dir).unwrap();
+    let init = PodInit::start(&exe, &dir, None).unwrap();
     struct Stop(i32, PathBuf);
     impl Drop for Stop {
         fn drop(&mut self) {
