@@ -41,8 +41,33 @@ pub struct Daemon {
     /// systemd's manager, when the `systemd` cgroup driver runs on a host systemd booted: cgroups
     /// are then transient units (`runtime::systemd_units`). `None` otherwise.
     pub systemd: Option<Arc<longshore_systemd::Systemd>>,
+    /// Whether pods may have their own user namespace here, or why not (probed once at start).
+    pub userns_support: Result<(), String>,
     /// The exec/attach/port-forward server, set once at start (`crate::streaming_backend::start`).
     pub streaming: OnceLock<longshore_streaming::StreamingServer>,
+}
+
+/// Probes user namespace support (`runtime::pod::userns::probe`) and says the outcome.
+async fn probe_user_namespaces(
+    exe: &std::path::Path,
+    config: &Config,
+    snapshots: &longshore_snapshot::Snapshotter,
+) -> Result<(), String> {
+    let (exe, scratch, layers) = (
+        exe.to_path_buf(),
+        config.state.join("userns-probe"),
+        snapshots.snapshots_dir(),
+    );
+    let probed = tokio::task::spawn_blocking(move || {
+        crate::runtime::probe_user_namespaces(&exe, &scratch, &layers)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("probe task: {e}")));
+    match &probed {
+        Ok(()) => tracing::info!("pods may have their own user namespace (hostUsers: false)"),
+        Err(why) => tracing::warn!(reason = %why, "pods cannot have their own user namespace here"),
+    }
+    probed
 }
 
 impl Daemon {
@@ -78,6 +103,7 @@ impl Daemon {
         let cgroup_root =
             longshore_cgroups::CgroupPath::new(&config.cgroups.root).context("[cgroups] root")?;
         let systemd = systemd_driver(&config, &cgroup_root).await?;
+        let userns_support = probe_user_namespaces(&helper_exe, &config, &snapshots).await;
         let daemon = Daemon {
             cni: Arc::new(cni),
             images: Arc::new(images),
@@ -94,6 +120,7 @@ impl Daemon {
             helper_exe,
             monitor,
             streaming: OnceLock::new(),
+            userns_support,
         };
         Ok(daemon)
     }

@@ -176,15 +176,30 @@ fn prepare(
         super::container::restore::unpack(d, &record.id, &record.state_dir, source)?;
     }
     std::fs::create_dir_all(rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
-    d.snapshots
-        .mount(&layers, rootfs)
-        .context("mounting the container's root")?;
-
     let pod_record = pod.snapshot();
+    let root_ids = super::pod::userns::root_ids(&pod.config);
+    let mounted = match (&pod_record.userns, root_ids) {
+        // The pod's user namespace: the shared layers seen through it, nothing copied.
+        (Some(userns), Some(ids)) => d.snapshots.mount_idmapped(&layers, rootfs, userns, ids),
+        _ => d.snapshots.mount(&layers, rootfs),
+    };
+    mounted.context("mounting the container's root")?;
+
     let target_pid = super::container::namespaces::target_pid(d, config)?;
     let pod_ctx = PodContext {
         sandbox_id: pod.id.clone(),
-        userns: None,
+        userns: pod_record.userns.clone(),
+        userns_options: pod_record.userns.as_ref().and_then(|_| {
+            pod.config
+                .linux
+                .as_ref()?
+                .security_context
+                .as_ref()?
+                .namespace_options
+                .as_ref()?
+                .userns_options
+                .clone()
+        }),
         netns: pod_record.netns.clone(),
         ipcns: pod_record.ipcns.clone(),
         utsns: pod_record.utsns.clone(),

@@ -12,6 +12,7 @@ pub use container::exit::recover_container;
 pub(crate) use container::image_volumes::unmount_all as unmount_image_volumes;
 pub(crate) use container_create::undo as undo_container_create;
 pub(crate) use pod::teardown::{release_orphan as release_orphan_pod, unmount};
+pub(crate) use pod::userns::probe as probe_user_namespaces;
 pub(crate) use sandbox_run::undo as undo_pod_create;
 mod container_list;
 mod container_log_reopen;

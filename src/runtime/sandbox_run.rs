@@ -25,6 +25,13 @@ pub(super) async fn run_pod_sandbox(
         .ok_or_else(|| RpcError::invalid_argument("config is required"))?;
     validate::pod_config(&config)?;
     validate::runtime_handler(d, &req.runtime_handler)?;
+    if pod::userns::request(&config)?.is_some()
+        && let Err(why) = &d.userns_support
+    {
+        return Err(RpcError::failed_precondition(format!(
+            "this node cannot give pods their own user namespace: {why}"
+        )));
+    }
     let id = new_id();
     let full_name = Pod::full_name(&config);
     d.state.reserve_name(&full_name, &id).map_err(|holder| {
@@ -195,7 +202,14 @@ fn make_local(
         sysctls,
     };
     let ns_dir = record.state_dir.join("ns");
-    let pinned = longshore_namespaces::pin(&ns_dir, &request).map_err(|e| {
+    let userns = pod::userns::request(config)?;
+    let pinned = match &userns {
+        Some(user) => {
+            longshore_namespaces::pin_with_user_namespace(&d.helper_exe, &ns_dir, &request, user)
+        }
+        None => longshore_namespaces::pin(&ns_dir, &request),
+    };
+    let pinned = pinned.map_err(|e| {
         let context = match e {
             longshore_namespaces::NamespaceError::Sysctl { .. } => "linux.sysctls",
             _ => "making pod namespaces",
@@ -205,9 +219,12 @@ fn make_local(
     record.netns = pinned.net;
     record.ipcns = pinned.ipc;
     record.utsns = pinned.uts;
+    record.userns = pinned.user;
+    let root_ids = pod::userns::root_ids(config);
 
     if ns.pid == NamespaceMode::Pod {
-        let init = PodInit::start(&d.helper_exe, &ns_dir, record.userns.as_deref()).context("starting the pod's PID 1")?;
+        let init = PodInit::start(&d.helper_exe, &ns_dir, record.userns.as_deref())
+            .context("starting the pod's PID 1")?;
         record.pod_init_pid = Some(init.pid);
         record.pidns = Some(init.pin);
     }
@@ -215,11 +232,19 @@ fn make_local(
     crate::crash_point::crash_point("run_pod_sandbox:namespaces");
     if !ns.host_ipc {
         let shm = record.state_dir.join("shm");
-        mount_shm(&shm, d.config.containers.shm_size.0)?;
+        mount_shm(&shm, d.config.containers.shm_size.0, root_ids)?;
         record.shm = Some(shm);
     }
     pod::files::write(&record.state_dir, config, &hostname, ns.host_network)
         .context("writing pod files")?;
+    if let Some(ids) = root_ids {
+        // The pod's root may change them, as it could without a user namespace.
+        for file in pod::files::NAMES {
+            let path = record.state_dir.join(file);
+            pod::userns::chown_to_root(&path, ids)
+                .with_context(|| format!("giving {} to the pod's root", path.display()))?;
+        }
+    }
 
     pod::cgroup::create(d, record)?;
     if let Some(pid) = record.pod_init_pid {
@@ -240,10 +265,14 @@ fn pod_hostname(config: &PodSandboxConfig, host_network: bool) -> String {
 }
 
 /// The pod's own /dev/shm: a tmpfs shared by its containers (POSIX shared memory needs that).
-fn mount_shm(dir: &PathBuf, size: u64) -> Result<(), RpcError> {
+/// In a pod with its own user namespace, the tmpfs belongs to the pod's root (`root_ids`).
+fn mount_shm(dir: &PathBuf, size: u64, root_ids: Option<(u32, u32)>) -> Result<(), RpcError> {
     use nix::mount::{MsFlags, mount};
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let data = format!("mode=1777,size={size}");
+    let mut data = format!("mode=1777,size={size}");
+    if let Some((uid, gid)) = root_ids {
+        data.push_str(&format!(",uid={uid},gid={gid}"));
+    }
     mount(
         Some("shm"),
         dir,

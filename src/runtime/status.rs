@@ -28,8 +28,16 @@ pub(super) async fn status(d: &Daemon, req: StatusRequest) -> Result<StatusRespo
             message: network.message.clone(),
         },
     ];
-    let mut handlers = vec![handler("")];
-    handlers.extend(d.config.runtime.handlers.keys().map(|name| handler(name)));
+    // Both executors get the pod's user namespace and the idmapped root from the daemon.
+    let userns = d.userns_support.is_ok();
+    let mut handlers = vec![handler("", userns)];
+    handlers.extend(
+        d.config
+            .runtime
+            .handlers
+            .keys()
+            .map(|name| handler(name, userns)),
+    );
     let mut info = HashMap::new();
     if req.verbose {
         let config = serde_json::json!({
@@ -52,12 +60,12 @@ pub(super) async fn status(d: &Daemon, req: StatusRequest) -> Result<StatusRespo
     })
 }
 
-fn handler(name: &str) -> RuntimeHandler {
+fn handler(name: &str, user_namespaces: bool) -> RuntimeHandler {
     RuntimeHandler {
         name: name.to_string(),
         features: Some(RuntimeHandlerFeatures {
             recursive_read_only_mounts: true,
-            user_namespaces: false,
+            user_namespaces,
         }),
     }
 }

@@ -43,6 +43,9 @@ pub struct PodRecord {
     pub utsns: Option<PathBuf>,
     /// Pinned PID namespace, when the pod shares one.
     pub pidns: Option<PathBuf>,
+    /// Pinned user namespace, for a `hostUsers: false` pod (`userns_options` mode POD); its
+    /// net, IPC, UTS (and shared PID) namespaces belong to it.
+    pub userns: Option<PathBuf>,
     /// Host PID of the pod's PID 1 (`longshore pod-init`), when it shares a PID namespace.
     pub pod_init_pid: Option<i32>,
     /// The pod's cgroup (absolute path inside the hierarchy).

@@ -104,6 +104,12 @@ impl TestDaemon {
             .prefix("longshore-e2e-")
             .tempdir()
             .unwrap();
+        // As /var/lib and /run are: the processes of a pod with its own user namespace, which
+        // are not the host's root, must be able to pass through to their root filesystem.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
         let cgroups = TestCgroupRoot::new("longshore-e2e");
         let cgroup_root = cgroups.path().to_string();
         let cni_dir = dir.path().join("cni");

@@ -263,8 +263,9 @@ fn parse_args(args: &[String]) -> Result<PinRequest, String> {
             a => {
                 if let Some(h) = a.strip_prefix("--hostname=") {
                     req.hostname = Some(h.to_string());
-                } else if let Some((k, v)) =
-                    a.strip_prefix("--sysctl=").and_then(|kv| kv.split_once('='))
+                } else if let Some((k, v)) = a
+                    .strip_prefix("--sysctl=")
+                    .and_then(|kv| kv.split_once('='))
                 {
                     req.sysctls.push((k.to_string(), v.to_string()));
                 } else {

@@ -87,11 +87,16 @@ fn the_pods_namespaces_belong_to_its_user_namespace() {
         assert_eq!(owner(ns.as_ref().unwrap()), id(&user));
     }
     assert_eq!(
-        nsenter(&dir, &["cat", "/proc/self/uid_map"]).split_whitespace().collect::<Vec<_>>(),
+        nsenter(&dir, &["cat", "/proc/self/uid_map"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         ["0", "300000", "65536"]
     );
     assert_eq!(nsenter(&dir, &["hostname"]).trim(), "userns-pod");
-    let port = nsenter(&dir, &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]);
+    let port = nsenter(
+        &dir,
+        &["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+    );
     assert_eq!(port.trim(), "80");
     // The helper is gone: the pins alone hold the namespaces.
     unpin(&dir).unwrap();

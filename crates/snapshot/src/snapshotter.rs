@@ -1,5 +1,6 @@
 //! Layer snapshots by chain ID, container writable layers, and the leases that keep layers alive.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -242,6 +243,28 @@ impl Snapshotter {
             upper: Some((&rootfs.upperdir, &rootfs.workdir)),
         };
         mount_overlay(&spec, target, self.strategy)
+    }
+
+    /// Mounts `rootfs` on `target` for a container in a user namespace: the lower layers as
+    /// idmapped views through the namespace pinned at `userns` (nothing copied or chowned), and
+    /// the writable layer's root given to `owner` (the host uid and gid of the namespace's root)
+    /// so the container's root owns `/` as it would without a user namespace.
+    pub fn mount_idmapped(
+        &self,
+        rootfs: &Rootfs,
+        target: &Path,
+        userns: &Path,
+        owner: (u32, u32),
+    ) -> Result<()> {
+        let ns = std::fs::File::open(userns).map_err(Error::io("open", userns))?;
+        std::os::unix::fs::lchown(&rootfs.upperdir, Some(owner.0), Some(owner.1))
+            .map_err(Error::io("chown", &rootfs.upperdir))?;
+        let spec = OverlaySpec {
+            lowerdirs: &rootfs.lowerdirs,
+            upper: Some((&rootfs.upperdir, &rootfs.workdir)),
+        };
+        let scratch = target.with_file_name("idmapped-layers");
+        crate::idmap::mount_overlay_idmapped(&spec, target, self.strategy, ns.as_fd(), &scratch)
     }
 
     /// Mount the layers `chain_ids` (base first) read-only on `target`, e.g. for image volumes.

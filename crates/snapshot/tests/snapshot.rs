@@ -212,3 +212,89 @@ fn many_layers_mount_with_every_long_option_strategy() {
         "plain mount(2) cannot take more than a page"
     );
 }
+
+/// A process in a fresh user namespace mapping ids 0..65536 to `host`..; killed on drop.
+struct UserNs(std::process::Child);
+
+impl UserNs {
+    fn new(host: u32) -> UserNs {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("60");
+        // SAFETY: unshare in the forked child before exec; no allocation.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+        };
+        let child = cmd.spawn().unwrap();
+        for file in ["uid_map", "gid_map"] {
+            std::fs::write(
+                format!("/proc/{}/{file}", child.id()),
+                format!("0 {host} 65536\n"),
+            )
+            .unwrap();
+        }
+        UserNs(child)
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/user", self.0.id()))
+    }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn idmapped_overlay_shows_shared_layers_owned_by_the_namespace_root() {
+    use std::os::unix::fs::MetadataExt;
+    longshore_testkit::require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    make_layer(
+        &s,
+        &chain(1),
+        &[("etc/a", "base"), ("b", "base")],
+        "image:x",
+    );
+    make_layer(&s, &chain(2), &[("etc/a", "top")], "image:x");
+    let rootfs = s.prepare("ctr-u", &[chain(1), chain(2)]).unwrap();
+    let target = dir.path().join("ctr-u").join("rootfs");
+    std::fs::create_dir_all(&target).unwrap();
+    let ns = UserNs::new(200_000);
+    s.mount_idmapped(&rootfs, &target, &ns.path(), (200_000, 200_000))
+        .unwrap();
+    let guard = MountGuard(target.clone());
+    // Owned by host root on disk, by the namespace's root through the mount.
+    for f in ["etc/a", "b", "."] {
+        let m = std::fs::metadata(target.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (200_000, 200_000), "{f}");
+    }
+    let on_disk = std::fs::metadata(s.layer_dir(&chain(1)).unwrap().join("b")).unwrap();
+    assert_eq!(on_disk.uid(), 0, "the layer itself is untouched");
+    assert_eq!(
+        std::fs::read_to_string(target.join("etc/a")).unwrap(),
+        "top"
+    );
+    // A copy-up keeps the owner the namespace sees.
+    std::fs::write(target.join("b"), "changed").unwrap();
+    assert_eq!(
+        std::fs::metadata(rootfs.upperdir.join("b")).unwrap().uid(),
+        200_000
+    );
+    // The idmapped views were only needed for the mount call.
+    assert!(!dir.path().join("ctr-u").join("idmapped-layers").exists());
+    let mounts = longshore_testkit::mounts::mounted_under(dir.path());
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    drop(guard);
+    s.remove("ctr-u").unwrap();
+}

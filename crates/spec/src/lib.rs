@@ -76,6 +76,9 @@ pub struct PodContext {
     pub host_pid: bool,
     /// Pod user namespace, for pods with `userns_options.mode == POD`.
     pub userns: Option<PathBuf>,
+    /// The pod's own `userns_options` (mode POD, with kubelet's maps), when it has `userns`:
+    /// every container of the pod joins that namespace, whatever its own options say.
+    pub userns_options: Option<crate::api::UserNamespace>,
     /// Init pid of the target container, for `NamespaceMode::TARGET`.
     pub target_pid: Option<i32>,
     /// The pod's hostname (`HOSTNAME`); empty means the host's.

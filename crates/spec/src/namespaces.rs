@@ -9,7 +9,7 @@ use oci_spec::runtime::{
     LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType,
 };
 
-use crate::api::{IdMapping, NamespaceMode, NamespaceOption};
+use crate::api::{IdMapping, NamespaceMode, NamespaceOption, UserNamespace};
 
 use super::{PodContext, SpecError};
 
@@ -99,42 +99,28 @@ fn pid_namespace(
     }
 }
 
-/// The pod's user namespace (`userns_options.mode == POD`): joined by path when the pod pinned
-/// one, with the requested maps (the OCI runtime checks they match).
+/// The pod's user namespace. A pod that has one (`pod.userns` with `pod.userns_options`) puts
+/// every container in it, also one whose own config leaves `userns_options` out (it must never
+/// run as the host's root beside its pod's namespaces), with the pod's maps: the OCI runtime
+/// joins by path and needs the maps for the ownership of what it makes. A container that asks
+/// for a POD user namespace in a pod without one is refused.
 fn user_namespace(
     options: Option<&NamespaceOption>,
     pod: &PodContext,
     plan: &mut NamespacePlan,
 ) -> Result<(), SpecError> {
+    if let (Some(path), Some(userns)) = (&pod.userns, &pod.userns_options) {
+        return join_pod_user_namespace(path, userns, plan);
+    }
     let Some(userns) = options.and_then(|o| o.userns_options.as_ref()) else {
         return Ok(());
     };
     match userns.mode() {
         NamespaceMode::Node => Ok(()),
-        NamespaceMode::Pod => {
-            if userns.uids.is_empty() || userns.gids.is_empty() {
-                return Err(SpecError::invalid(
-                    "security_context.namespace_options.userns_options",
-                    "a POD user namespace needs uid and gid mappings",
-                ));
-            }
-            plan.namespaces.push(match &pod.userns {
-                Some(path) => joined(LinuxNamespaceType::User, path.clone()),
-                None => new(LinuxNamespaceType::User),
-            });
-            plan.uid_mappings = userns
-                .uids
-                .iter()
-                .map(id_mapping)
-                .collect::<Result<_, _>>()?;
-            plan.gid_mappings = userns
-                .gids
-                .iter()
-                .map(id_mapping)
-                .collect::<Result<_, _>>()?;
-            plan.userns = true;
-            Ok(())
-        }
+        NamespaceMode::Pod => Err(SpecError::invalid(
+            "security_context.namespace_options.userns_options.mode",
+            "POD, but the pod sandbox has no user namespace of its own",
+        )),
         other => Err(SpecError::invalid(
             "security_context.namespace_options.userns_options.mode",
             format!(
@@ -143,6 +129,33 @@ fn user_namespace(
             ),
         )),
     }
+}
+
+fn join_pod_user_namespace(
+    path: &std::path::Path,
+    userns: &UserNamespace,
+    plan: &mut NamespacePlan,
+) -> Result<(), SpecError> {
+    if userns.uids.is_empty() || userns.gids.is_empty() {
+        return Err(SpecError::invalid(
+            "security_context.namespace_options.userns_options",
+            "a POD user namespace needs uid and gid mappings",
+        ));
+    }
+    plan.namespaces
+        .push(joined(LinuxNamespaceType::User, path.to_path_buf()));
+    plan.uid_mappings = userns
+        .uids
+        .iter()
+        .map(id_mapping)
+        .collect::<Result<_, _>>()?;
+    plan.gid_mappings = userns
+        .gids
+        .iter()
+        .map(id_mapping)
+        .collect::<Result<_, _>>()?;
+    plan.userns = true;
+    Ok(())
 }
 
 /// A CRI id mapping in OCI form.
@@ -259,22 +272,30 @@ mod tests {
             container_id: 0,
             length: 65536,
         };
-        let mut o = opts(NamespaceMode::Container);
-        o.userns_options = Some(UserNamespace {
+        let pod_userns = UserNamespace {
             mode: NamespaceMode::Pod as i32,
             uids: vec![map],
             gids: vec![map],
-        });
+        };
+        let mut o = opts(NamespaceMode::Container);
+        o.userns_options = Some(pod_userns.clone());
         let mut p = pod();
         p.userns = Some("/run/p/ns/user".into());
+        p.userns_options = Some(pod_userns);
         let plan = plan(Some(&o), &p, false, false).unwrap();
         assert!(plan.userns);
         assert!(summary(&plan).contains(&("user".to_string(), Some("/run/p/ns/user".to_string()))));
         assert_eq!(plan.uid_mappings[0].host_id(), 100000);
+        // A container that leaves its options out still joins its pod's user namespace.
+        let bare = super::plan(Some(&opts(NamespaceMode::Container)), &p, false, false).unwrap();
+        assert!(bare.userns);
+        assert_eq!(bare.gid_mappings[0].host_id(), 100000);
+        // Without a pod user namespace, POD is refused rather than made per container.
+        assert!(super::plan(Some(&o), &pod(), false, false).is_err());
         o.userns_options = Some(UserNamespace {
             mode: NamespaceMode::Container as i32,
             ..Default::default()
         });
-        assert!(super::plan(Some(&o), &p, false, false).is_err());
+        assert!(super::plan(Some(&o), &pod(), false, false).is_err());
     }
 }

@@ -7,6 +7,9 @@ use crate::api::{DnsConfig, PodSandboxConfig};
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 const HOST_HOSTS: &str = "/etc/hosts";
 
+/// The files [`write`] makes in the pod folder.
+pub(crate) const NAMES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
 /// The default /etc/hosts of a pod with its own network (kubelet mounts its own over it for
 /// real pods; this is what crictl-made pods see).
 fn default_hosts(hostname: &str) -> String {

@@ -5,3 +5,4 @@ pub(crate) mod cgroup;
 pub(crate) mod files;
 pub(crate) mod network;
 pub(crate) mod teardown;
+pub(crate) mod userns;

@@ -9,9 +9,8 @@ use anyhow::{Context, Result, bail};
 use longshore_cri_api::v1::{
     ContainerFilter, ContainerStatsFilter, ContainerStatsRequest, ContainerStatusRequest,
     ImageFsInfoRequest, ImageSpec, ImageStatusRequest, LinuxContainerResources,
-    ListContainerStatsRequest, ListContainersRequest, ListImagesRequest,
-    PodSandboxStatusRequest, ReopenContainerLogRequest, StatusRequest,
-    UpdateContainerResourcesRequest,
+    ListContainerStatsRequest, ListContainersRequest, ListImagesRequest, PodSandboxStatusRequest,
+    ReopenContainerLogRequest, StatusRequest, UpdateContainerResourcesRequest,
 };
 
 use super::{Bench, Samples};

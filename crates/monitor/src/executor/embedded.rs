@@ -133,6 +133,9 @@ impl Embedded {
         let spec = libcontainer::oci_spec::runtime::Spec::load(&config)
             .map_err(|e| format!("reading {}: {e}", config.display()))?;
         let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+        if let Some(userns) = joined_user_namespace(&spec) {
+            enter_user_namespace(&userns)?;
+        }
         self.builder(io)?
             .with_executor(super::tenant_seccomp::TenantSeccomp { seccomp })
             .as_tenant()
@@ -143,6 +146,31 @@ impl Embedded {
             .map(Pid::as_raw)
             .map_err(|e| error_chain(&e))
     }
+}
+
+/// The user namespace the container joined by path (its pod's), if any.
+fn joined_user_namespace(spec: &libcontainer::oci_spec::runtime::Spec) -> Option<PathBuf> {
+    use libcontainer::oci_spec::runtime::LinuxNamespaceType;
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)?
+        .path()
+        .clone()
+}
+
+/// libcontainer 0.7's tenant builder joins the init's ipc, uts, net, pid, mnt, cgroup and time
+/// namespaces but not its user namespace, so an exec'd process of a user-namespaced container
+/// would run as the host's root. The creator (a single-threaded fork of the monitor) joins it
+/// first: everything the tenant is then given (its ids, its capabilities) is inside it, and the
+/// other namespaces, all owned by it, can still be joined. The creator keeps its host uid 0 for
+/// the files it writes (libcontainer state, the tenant's cgroup.procs), as their owner.
+fn enter_user_namespace(path: &Path) -> Result<(), String> {
+    let ns = fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| format!("joining the user namespace {}: {e}", path.display()))
 }
 
 impl super::Executor for Embedded {
