@@ -201,6 +201,51 @@ async fn pods_with_their_own_user_namespace() {
     assert_eq!(code, 0, "{out}");
     let written = std::fs::metadata(vol.join("from-a")).unwrap();
     assert_eq!((written.uid(), written.gid()), (base_a, base_a));
+    // A volume kubelet asks to see through the pod's maps (Mount.uidMappings): host root's files
+    // are the pod root's there, and what it writes is the host root's.
+    let shared = d.dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("key"), "for the pod's root\n").unwrap();
+    std::fs::set_permissions(shared.join("key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let maps = userns(base_a);
+    let idmapped = Mount {
+        uid_mappings: maps.uids.clone(),
+        gid_mappings: maps.gids.clone(),
+        ..bind(&shared, "/shared")
+    };
+    let c = d
+        .run_container(
+            &pod_a_id,
+            &pod_a,
+            sleeper("idmapped", Some(userns(base_a)), vec![idmapped]),
+        )
+        .await;
+    let (code, out) = exec(
+        &mut d,
+        &c,
+        "cat /shared/key && stat -c %u /shared/key && echo y > /shared/new",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["for the pod's root", "0"]);
+    assert_eq!(std::fs::metadata(shared.join("new")).unwrap().uid(), 0);
+    // Maps other than the pod's cannot be served.
+    let other = Mount {
+        uid_mappings: userns(base_a + RANGE).uids,
+        gid_mappings: userns(base_a + RANGE).gids,
+        ..bind(&shared, "/shared")
+    };
+    let e = d
+        .client
+        .runtime
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod_a_id.clone(),
+            config: Some(sleeper("other-maps", Some(userns(base_a)), vec![other])),
+            sandbox_config: Some(pod_a.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     // A container whose own config leaves userns_options out still joins the pod's.
     let bare = d
         .run_container(&pod_a_id, &pod_a, sleeper("bare", None, vec![]))

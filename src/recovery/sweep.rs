@@ -56,6 +56,7 @@ async fn sweep_container_dir(d: &Arc<Daemon>, dir: PathBuf) {
     let swept = blocking("sweeping a container", move || {
         let _ = crate::runtime::unmount(&dir.join("rootfs"));
         crate::runtime::unmount_image_volumes(&dir);
+        crate::runtime::unmount_idmapped_mounts(&dir);
         let removed = snapshots.remove(&id);
         let _ = std::fs::remove_dir_all(&dir);
         removed

@@ -218,6 +218,13 @@ fn prepare(
     // Image volumes become read-only binds of the images' mounted layers.
     let config =
         &super::container::image_volumes::mount_all(d, &record.id, &record.state_dir, config)?;
+    // Volumes kubelet asks to see through the pod's user namespace.
+    let config = &super::container::idmapped_mounts::mount_all(
+        &record.state_dir,
+        &pod.config,
+        pod_record.userns.as_deref(),
+        config,
+    )?;
     let image_view = super::container::spec_inputs::image_view(image, &record.image_name);
     let settings = super::container::spec_inputs::settings(d);
     let input = SpecInput {

@@ -75,6 +75,7 @@ fn release_storage_now(snapshots: &longshore_snapshot::Snapshotter, record: &Con
         warn!(container = %record.id, error = %e, "cannot unmount the container's root");
     }
     super::container::image_volumes::unmount_all(&record.state_dir);
+    super::container::idmapped_mounts::unmount_all(&record.state_dir);
     if let Err(e) = snapshots.remove(&record.id) {
         warn!(container = %record.id, error = %e, "cannot remove the writable layer");
     }

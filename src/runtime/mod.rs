@@ -9,6 +9,7 @@ mod container_events;
 mod container_exec;
 mod container_exec_sync;
 pub use container::exit::recover_container;
+pub(crate) use container::idmapped_mounts::unmount_all as unmount_idmapped_mounts;
 pub(crate) use container::image_volumes::unmount_all as unmount_image_volumes;
 pub(crate) use container_create::undo as undo_container_create;
 pub(crate) use pod::teardown::{release_orphan as release_orphan_pod, unmount};

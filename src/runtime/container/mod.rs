@@ -3,6 +3,7 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod exit;
+pub(crate) mod idmapped_mounts;
 pub(crate) mod image_volumes;
 pub(crate) mod monitor;
 pub(crate) mod namespaces;
