@@ -101,6 +101,17 @@ impl Endpoint {
 
     /// Runs a pod named `name` whose containers' PID namespace `pid` says.
     pub async fn run_pod_shaped(&self, name: &str, pid: PidShape) -> Result<Pod> {
+        self.run_pod_in(name, pid, None).await
+    }
+
+    /// Runs a pod named `name`; with `userns_base`, in a user namespace of its own mapping
+    /// 65536 ids from that host id (`hostUsers: false`, as kubelet allocates it).
+    pub async fn run_pod_in(
+        &self,
+        name: &str,
+        pid: PidShape,
+        userns_base: Option<u32>,
+    ) -> Result<Pod> {
         let uid = format!("{:016x}", rand::random::<u64>());
         let log_dir = self.log_dir.join(&uid);
         std::fs::create_dir_all(&log_dir)
@@ -113,6 +124,10 @@ impl Endpoint {
             &self.run_id,
             pid,
         );
+        let mut config = config;
+        if let Some(base) = userns_base {
+            workload::with_user_namespace(&mut config, base);
+        }
         let mut rt = self.client.runtime.clone();
         let req = RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -152,7 +167,10 @@ impl Endpoint {
         let mut rt = self.client.runtime.clone();
         let req = CreateContainerRequest {
             pod_sandbox_id: pod.id.clone(),
-            config: Some(workload::container_config(name, image, command, pod.pid)),
+            config: Some(workload::in_pods_user_namespace(
+                workload::container_config(name, image, command, pod.pid),
+                &pod.config,
+            )),
             sandbox_config: Some(pod.config.clone()),
         };
         Ok(rt

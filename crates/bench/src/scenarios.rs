@@ -14,6 +14,7 @@ use super::progress::Progress;
 use super::results::{Results, Unit, ms};
 use super::workload::{LEAVES_A_CHILD, PidShape};
 
+mod userns;
 mod verbs;
 
 /// A scenario, by the name `--scenarios` takes.
@@ -39,6 +40,8 @@ pub enum Scenario {
     /// One latency row per remaining CRI verb (status, list, stats, update, exec, log reopen,
     /// image removal) against a running container.
     Verbs,
+    /// Pod + container start in a user namespace of its own, beside the same in the host's.
+    Userns,
     /// Resident memory: daemon idle, with N pods, per pod.
     Memory,
 }
@@ -56,6 +59,7 @@ impl Scenario {
             Scenario::List => "list",
             Scenario::Pull => "pull",
             Scenario::Verbs => "verbs",
+            Scenario::Userns => "userns",
             Scenario::Memory => "memory",
         }
     }
@@ -144,6 +148,7 @@ impl Bench<'_> {
             Scenario::List => self.list().await,
             Scenario::Pull => self.pull().await,
             Scenario::Verbs => self.verbs().await,
+            Scenario::Userns => self.userns().await,
             Scenario::Memory => self.memory().await,
         }
         self.record_daemon_growth(scenario);

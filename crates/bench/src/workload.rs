@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use longshore_cri_api::v1::{
-    ContainerConfig, ContainerMetadata, ImageSpec, LinuxContainerConfig, LinuxContainerResources,
-    LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+    ContainerConfig, ContainerMetadata, IdMapping, ImageSpec, LinuxContainerConfig,
+    LinuxContainerResources, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, UserNamespace,
 };
 
 /// The image the pods run (from the test registry, through the runtimes' mirrors).
@@ -137,6 +138,49 @@ pub fn container_config(
     }
 }
 
+/// Gives the pod a user namespace of its own: kubelet's shape for `hostUsers: false`, 65536 ids
+/// from `host_base`.
+pub fn with_user_namespace(config: &mut PodSandboxConfig, host_base: u32) {
+    let map = IdMapping {
+        host_id: host_base,
+        container_id: 0,
+        length: 65536,
+    };
+    let userns = UserNamespace {
+        mode: NamespaceMode::Pod as i32,
+        uids: vec![map],
+        gids: vec![map],
+    };
+    if let Some(ns) = config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .and_then(|s| s.namespace_options.as_mut())
+    {
+        ns.userns_options = Some(userns);
+    }
+}
+
+/// The container config with its pod's user namespace options, as kubelet sends them.
+pub fn in_pods_user_namespace(mut c: ContainerConfig, pod: &PodSandboxConfig) -> ContainerConfig {
+    let userns = pod
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .and_then(|n| n.userns_options.clone());
+    if let (Some(userns), Some(ns)) = (
+        userns,
+        c.linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .and_then(|s| s.namespace_options.as_mut()),
+    ) {
+        ns.userns_options = Some(userns);
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +200,18 @@ mod tests {
         let ns = linux.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.pid(), NamespaceMode::Container);
         assert_eq!(c.labels[RUN_LABEL], "run1");
+        let mut u = pod_config("p", "u", "/l", None, "r", PidShape::PerContainer);
+        with_user_namespace(&mut u, 65536 * 3);
+        let c =
+            in_pods_user_namespace(container_config("c", "i", None, PidShape::PerContainer), &u);
+        let copied = c
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap()
+            .namespace_options
+            .unwrap();
+        assert_eq!(copied.userns_options.unwrap().uids[0].host_id, 65536 * 3);
         assert!(
             pod_config("p", "u", "/l", None, "r", PidShape::Shared)
                 .linux
