@@ -408,6 +408,9 @@ esac
 CG=$(own_cgroup)
 CG=${CG%/}/longshore-bench-$ID
 DIR=$(mktemp -d /tmp/lsb.XXXXXX)
+# Searchable by others, as /var/lib and /run are: the root of a user-namespaced pod is not the
+# host's root and must pass through to its root filesystem (the userns scenario).
+chmod 711 "$DIR"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 L_SOCK=$DIR/l/state/longshore.sock

@@ -331,3 +331,35 @@ async fn user_namespace_requests_that_cannot_be_served_are_refused() {
     d.remove_all_pods().await;
     d.assert_nothing_left();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_cannot_serve_user_namespaces_says_so() {
+    longshore_testkit::require_root!();
+    // A state folder others cannot search: a pod's root could not reach its root filesystem.
+    let mut d = TestDaemon::start_with(common::Options {
+        private_dir: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        !runtime_says_user_namespaces(&mut d).await,
+        "{}",
+        d.daemon_log()
+    );
+    let pod = userns_pod(&d, "userns-private", 104 * RANGE, NamespaceMode::Container);
+    let e = run_pod_with(&mut d, &pod, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("does not let others search it"),
+        "{e:?}"
+    );
+    assert!(
+        d.daemon_log()
+            .contains("pods cannot have their own user namespace here")
+    );
+    // Pods without one are served as ever.
+    let plain = d.pod_config("plain");
+    d.run_pod(&plain).await;
+    d.remove_all_pods().await;
+    d.assert_nothing_left();
+}

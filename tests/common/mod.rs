@@ -31,6 +31,9 @@ pub struct Options {
     pub extra_config: String,
     /// Extra keys for the generated `[registry]` table.
     pub registry_extra: String,
+    /// Make the daemon's folder private (0700) instead of searchable by others (0711): then
+    /// pods cannot have user namespaces.
+    pub private_dir: bool,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             portmap: false,
             extra_config: String::new(),
             registry_extra: String::new(),
+            private_dir: false,
         }
     }
 }
@@ -108,7 +112,8 @@ impl TestDaemon {
         // are not the host's root, must be able to pass through to their root filesystem.
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+            let mode = if opts.private_dir { 0o700 } else { 0o711 };
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         }
         let cgroups = TestCgroupRoot::new("longshore-e2e");
         let cgroup_root = cgroups.path().to_string();

@@ -121,6 +121,9 @@ const PROBE_HOST_ID: u32 = 0x7fff_0000;
 /// and the filesystem of the layers (`layers`) takes idmapped mounts, on a kernel whose
 /// overlayfs takes idmapped layers (5.19+). Run once at start; the reason when not.
 pub(crate) fn probe(exe: &Path, scratch: &Path, layers: &Path) -> Result<(), String> {
+    if let Some(parent) = scratch.parent() {
+        searchable_by_others(parent)?;
+    }
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -153,6 +156,29 @@ pub(crate) fn probe(exe: &Path, scratch: &Path, layers: &Path) -> Result<(), Str
         });
     let _ = longshore_namespaces::unpin(scratch);
     tried
+}
+
+/// A container's root filesystem, its volumes and its pod's files live under the state folder
+/// `dir`; a pod's root is not the host's root, so it can reach them only if every folder on the
+/// way lets others search it (`o+x`, as `/run` and `/var/lib` do; containerd asks the same).
+fn searchable_by_others(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for folder in dir.ancestors() {
+        let mode = std::fs::metadata(folder)
+            .map_err(|e| format!("{}: {e}", folder.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(format!(
+                "{} (mode {:o}) does not let others search it: the root of a pod's user \
+                 namespace could not reach its root filesystem under {} (chmod o+x it)",
+                folder.display(),
+                mode & 0o7777,
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a `uname -r` release is at least `(major, minor)`.
@@ -201,6 +227,21 @@ mod tests {
             container_id,
             length,
         }
+    }
+
+    #[test]
+    fn state_folders_must_be_searchable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let set =
+            |mode| std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode));
+        set(0o700).unwrap();
+        let why = searchable_by_others(&state).unwrap_err();
+        assert!(why.contains("mode 700"), "{why}");
+        set(0o711).unwrap();
+        searchable_by_others(&state).unwrap();
     }
 
     #[test]
