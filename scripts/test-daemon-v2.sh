@@ -10,6 +10,8 @@
 #   scripts/test-daemon-v2.sh [--systemd] [--test NAME] [TEST-NAME-FILTER...]
 #
 # --systemd: the guest runs systemd as PID 1 (tests/vm/run-in-systemd-vm.sh, a systemd node).
+# --ext4-tmp: the tests' temporary folders on an ext4 scratch disk instead of the guest's tmpfs
+# (kernel 6.1's tmpfs takes no idmapped mounts, which pods with a user namespace need).
 #
 # Default: --test stats with the tests that read cgroups (CPU, working set, pod stats and
 # metrics, pod resize). Takes a few minutes (the guest's CPU is 6-20x slower). Without a VM kit or without the
@@ -39,6 +41,13 @@ if [ "${1:-}" = "--systemd" ]; then
   export LONGSHORE_VM_DIR=$VM_DIR
   shift
 fi
+RUNNER_ARGS=()
+EXT4_TMP=0
+if [ "${1:-}" = "--ext4-tmp" ]; then
+  RUNNER_ARGS=(-d 512M)
+  EXT4_TMP=1
+  shift
+fi
 TEST=stats
 if [ "${1:-}" = "--test" ]; then
   TEST=$2
@@ -60,11 +69,17 @@ fi
 
 # Runs in the guest: $1 = registry storage, $2 = test binary, the rest = test filters.
 GUEST='set -euo pipefail
+if [ "$EXT4_TMP" = 1 ]; then
+  modprobe ext4
+  mkfs.ext4 -q /dev/vda
+  mkdir -p /tmp/ext4 && mount /dev/vda /tmp/ext4 && chmod 1777 /tmp/ext4
+  export TMPDIR=/tmp/ext4
+fi
 "$0" "$1"
 echo "guest cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 "$2" --test-threads=1 "${@:3}"'
 
 echo "running in a cgroup v2 guest: $(basename "$BIN") ${FILTERS[*]}" >&2
 cd "$ROOT"
-exec "$RUNNER" -t "${LONGSHORE_VM_TIMEOUT:-1200}" -w "$STORAGE" \
+exec env EXT4_TMP=$EXT4_TMP "$RUNNER" "${RUNNER_ARGS[@]}" -t "${LONGSHORE_VM_TIMEOUT:-1200}" -w "$STORAGE" \
   bash -c "$GUEST" "$ROOT/tests/vm/guest-registry.sh" "$STORAGE" "$BIN" "${FILTERS[@]}"

@@ -21,6 +21,9 @@ scripts/test-cgroup-v2.sh
 scripts/test-daemon-v2.sh --test stats
 scripts/test-daemon-v2.sh --test pods memory_limit resources_update containers_of_a_pod \
   the_runc_handler security_context shared_pid_container
+# User namespaces on the guest's 6.1 kernel (its tmpfs takes no idmapped mounts: the tests'
+# folders go on an ext4 scratch disk there).
+scripts/test-daemon-v2.sh --ext4-tmp --test userns
 # Checkpoint/restore: CRIU runs on the guest's 6.1 kernel, not on the hosts' 6.18 (docs/checkpoint.md).
 scripts/test-daemon-v2.sh --test checkpoint
 # A systemd node (systemd as PID 1 in the guest): the systemd cgroup driver through D-Bus.
