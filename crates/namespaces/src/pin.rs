@@ -24,6 +24,36 @@ pub struct PinRequest {
     pub sysctls: Vec<(String, String)>,
 }
 
+impl PinRequest {
+    /// The kinds of new namespace asked for, net, IPC, UTS in that order.
+    pub(crate) fn kinds(&self) -> Vec<NamespaceKind> {
+        [
+            (self.net, NamespaceKind::Net),
+            (self.ipc, NamespaceKind::Ipc),
+            (self.uts, NamespaceKind::Uts),
+        ]
+        .into_iter()
+        .filter_map(|(wanted, kind)| wanted.then_some(kind))
+        .collect()
+    }
+}
+
+/// Bind-mounts the namespace file `source` (`/proc/<pid>/ns/<kind>`) on `target`, which exists.
+pub(crate) fn bind_namespace(source: &Path, target: &Path) -> Result<(), NamespaceError> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| NamespaceError::Path {
+        op: "bind-mount namespace to",
+        path: target.to_path_buf(),
+        source: e,
+    })
+}
+
 /// The pin files of a pod's namespaces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PinnedNamespaces {
@@ -56,14 +86,7 @@ impl PinnedNamespaces {
 /// `dir/uts`). On failure nothing is left pinned.
 pub fn pin(dir: &Path, req: &PinRequest) -> Result<PinnedNamespaces, NamespaceError> {
     check_sysctls(req)?;
-    let kinds: Vec<NamespaceKind> = [
-        (req.net, NamespaceKind::Net),
-        (req.ipc, NamespaceKind::Ipc),
-        (req.uts, NamespaceKind::Uts),
-    ]
-    .into_iter()
-    .filter_map(|(wanted, kind)| wanted.then_some(kind))
-    .collect();
+    let kinds = req.kinds();
     let mut pinned = PinnedNamespaces {
         dir: dir.to_path_buf(),
         ..Default::default()
@@ -137,19 +160,7 @@ fn setup_in_new_namespaces(
     setup_namespaces(kinds, req)?;
     for kind in kinds {
         let source = PathBuf::from(format!("/proc/thread-self/ns/{}", kind.file_name()));
-        let target = dir.join(kind.file_name());
-        mount(
-            Some(&source),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|source| NamespaceError::Path {
-            op: "bind-mount namespace to",
-            path: target,
-            source,
-        })?;
+        bind_namespace(&source, &dir.join(kind.file_name()))?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MntFlags, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -152,18 +152,7 @@ fn pin_pid_namespace(pid: i32, dir: &Path, pin: &Path) -> Result<(), NamespaceEr
     std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
     std::fs::File::create(pin).map_err(|e| io_err("create", pin, e))?;
     let source = PathBuf::from(format!("/proc/{pid}/ns/pid"));
-    mount(
-        Some(&source),
-        pin,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|source| NamespaceError::Path {
-        op: "bind-mount pid namespace to",
-        path: pin.to_path_buf(),
-        source,
-    })
+    crate::pin::bind_namespace(&source, pin)
 }
 
 /// True when `/proc/<pid>/ns/pid` is the namespace pinned at `pin` (so the PID was not reused).

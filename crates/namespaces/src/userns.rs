@@ -13,11 +13,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
-use crate::pin::{PinRequest, PinnedNamespaces, check_sysctls, setup_namespaces, unpin};
+use crate::pin::{
+    PinRequest, PinnedNamespaces, bind_namespace, check_sysctls, setup_namespaces, unpin,
+};
 use crate::{NamespaceError, NamespaceKind};
 
 /// One line of a uid or gid map: `size` ids from `container_id` inside are `host_id` outside.
@@ -177,18 +178,7 @@ fn pin_from(pid: u32, dir: &Path, req: &PinRequest) -> Result<PinnedNamespaces, 
         let file = dir.join(kind.file_name());
         std::fs::File::create(&file).map_err(|e| io_err("create", &file, e))?;
         let source = PathBuf::from(format!("/proc/{pid}/ns/{}", kind.file_name()));
-        mount(
-            Some(&source),
-            &file,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|source| NamespaceError::Path {
-            op: "bind-mount namespace to",
-            path: file.clone(),
-            source,
-        })?;
+        bind_namespace(&source, &file)?;
         match kind {
             NamespaceKind::User => pinned.user = Some(file),
             NamespaceKind::Net => pinned.net = Some(file),
@@ -238,15 +228,7 @@ fn helper_main(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("setresgid(0): {e}"))?;
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
         .map_err(|e| format!("setresuid(0): {e}"))?;
-    let kinds: Vec<NamespaceKind> = [
-        (req.net, NamespaceKind::Net),
-        (req.ipc, NamespaceKind::Ipc),
-        (req.uts, NamespaceKind::Uts),
-    ]
-    .into_iter()
-    .filter_map(|(wanted, kind)| wanted.then_some(kind))
-    .collect();
-    setup_namespaces(&kinds, &req).map_err(|e| e.to_string())?;
+    setup_namespaces(&req.kinds(), &req).map_err(|e| e.to_string())?;
     say(&mut out, "ready")?;
     // The daemon pins /proc/<pid>/ns/* now; the helper must live until it has.
     wait_for(&stdin, "done")
