@@ -53,7 +53,7 @@ fn is_strictly_under(path: &str, own: &str) -> bool {
 }
 
 /// Mount points of every cgroup (v1) and cgroup2 hierarchy.
-fn cgroup_mounts() -> Vec<PathBuf> {
+pub(crate) fn cgroup_mounts() -> Vec<PathBuf> {
     let text = std::fs::read_to_string(MOUNTINFO).unwrap_or_default();
     text.lines()
         .filter_map(|l| {

@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_methods)]
 mod cgroups;
 mod endpoint;
+mod floor;
 mod memory;
 mod progress;
 mod report;
@@ -31,7 +32,7 @@ use scenarios::{Bench, Scenario, Settings};
 
 /// Every scenario, in the order they run (memory last, so "idle after" follows real work).
 const ALL_SCENARIOS: &str =
-    "runp,create-start,lifecycle,shared-pid,clients,concurrent,list,pull,verbs,userns,memory";
+    "runp,create-start,lifecycle,shared-pid,clients,concurrent,list,pull,verbs,userns,floor,memory";
 
 /// `longshore-bench` options.
 #[derive(Args, Debug, Clone)]
@@ -365,7 +366,7 @@ mod tests {
     #[test]
     fn every_scenario_by_default() {
         let args = parse(&["--endpoint", "a=/a.sock"]).unwrap();
-        assert_eq!(args.scenario_list().len(), 11);
+        assert_eq!(args.scenario_list().len(), 12);
         assert_eq!(args.scenario_list().last(), Some(&Scenario::Memory));
     }
 

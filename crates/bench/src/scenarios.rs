@@ -14,6 +14,7 @@ use super::progress::Progress;
 use super::results::{Results, Unit, ms};
 use super::workload::{LEAVES_A_CHILD, PidShape};
 
+mod floor;
 mod userns;
 mod verbs;
 
@@ -42,6 +43,8 @@ pub enum Scenario {
     Verbs,
     /// Pod + container start in a user namespace of its own, beside the same in the host's.
     Userns,
+    /// The kernel's own cost of a pod's parts, with no runtime (`floor.rs`), beside the runtimes'.
+    Floor,
     /// Resident memory: daemon idle, with N pods, per pod.
     Memory,
 }
@@ -60,6 +63,7 @@ impl Scenario {
             Scenario::Pull => "pull",
             Scenario::Verbs => "verbs",
             Scenario::Userns => "userns",
+            Scenario::Floor => "floor",
             Scenario::Memory => "memory",
         }
     }
@@ -149,6 +153,7 @@ impl Bench<'_> {
             Scenario::Pull => self.pull().await,
             Scenario::Verbs => self.verbs().await,
             Scenario::Userns => self.userns().await,
+            Scenario::Floor => self.floor().await,
             Scenario::Memory => self.memory().await,
         }
         self.record_daemon_growth(scenario);
