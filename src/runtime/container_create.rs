@@ -217,7 +217,7 @@ fn prepare(
     };
     // Image volumes become read-only binds of the images' mounted layers.
     let config =
-        &super::container::image_volumes::mount_all(d, &record.id, &record.state_dir, config)?;
+        super::container::image_volumes::mount_all(d, &record.id, &record.state_dir, config)?;
     // Volumes kubelet asks to see through the pod's user namespace.
     let config = &super::container::idmapped_mounts::mount_all(
         &record.state_dir,

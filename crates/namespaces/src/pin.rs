@@ -230,7 +230,8 @@ pub fn unpin(dir: &Path) -> Result<(), NamespaceError> {
     }
 }
 
-fn path_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {
+/// A file operation's error on `path`, as a [`NamespaceError::Path`].
+pub(crate) fn path_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {
     let source = nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     NamespaceError::Path {
         op,

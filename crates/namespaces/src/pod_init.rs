@@ -46,7 +46,8 @@ impl PodInit {
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(path) = userns {
-            let ns = std::fs::File::open(path).map_err(|e| io_err("open", path, e))?;
+            let ns =
+                std::fs::File::open(path).map_err(|e| crate::pin::path_err("open", path, e))?;
             // SAFETY: the closure runs in the forked child before exec and makes only
             // async-signal-safe syscalls (setns, setgroups, setresgid, setresuid).
             unsafe { cmd.pre_exec(move || enter_as_root(&ns)) };
@@ -149,8 +150,8 @@ fn enter_as_root(ns: &std::fs::File) -> std::io::Result<()> {
 }
 
 fn pin_pid_namespace(pid: i32, dir: &Path, pin: &Path) -> Result<(), NamespaceError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-    std::fs::File::create(pin).map_err(|e| io_err("create", pin, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| crate::pin::path_err("create", dir, e))?;
+    std::fs::File::create(pin).map_err(|e| crate::pin::path_err("create", pin, e))?;
     let source = PathBuf::from(format!("/proc/{pid}/ns/pid"));
     crate::pin::bind_namespace(&source, pin)
 }
@@ -178,15 +179,6 @@ fn pids_in_namespace(dev: u64, ino: u64) -> Vec<i32> {
                 .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
         })
         .collect()
-}
-
-fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {
-    let source = nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    NamespaceError::Path {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// The body of `longshore pod-init`. Returns the exit code of the launching process; the PID 1

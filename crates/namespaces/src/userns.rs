@@ -71,7 +71,7 @@ pub fn pin_with_user_namespace(
     if user.uids.is_empty() || user.gids.is_empty() {
         return Err(helper("a user namespace needs uid and gid maps".into()));
     }
-    std::fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| crate::pin::path_err("create", dir, e))?;
     let mut child = spawn_helper(exe, dir, req)?;
     let pinned = drive_helper(&mut child, dir, req, user);
     let _ = child.kill();
@@ -127,7 +127,8 @@ fn drive_helper(
 
 fn write_map(pid: u32, file: &str, maps: &[IdMap]) -> Result<(), NamespaceError> {
     let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-    std::fs::write(&path, IdMap::proc_text(maps)).map_err(|e| io_err("write", &path, e))
+    std::fs::write(&path, IdMap::proc_text(maps))
+        .map_err(|e| crate::pin::path_err("write", &path, e))
 }
 
 fn tell(stdin: &mut ChildStdin, word: &str) -> Result<(), NamespaceError> {
@@ -176,7 +177,7 @@ fn pin_from(pid: u32, dir: &Path, req: &PinRequest) -> Result<PinnedNamespaces, 
             continue;
         }
         let file = dir.join(kind.file_name());
-        std::fs::File::create(&file).map_err(|e| io_err("create", &file, e))?;
+        std::fs::File::create(&file).map_err(|e| crate::pin::path_err("create", &file, e))?;
         let source = PathBuf::from(format!("/proc/{pid}/ns/{}", kind.file_name()));
         bind_namespace(&source, &file)?;
         match kind {
@@ -192,15 +193,6 @@ fn pin_from(pid: u32, dir: &Path, req: &PinRequest) -> Result<PinnedNamespaces, 
 
 fn helper(reason: String) -> NamespaceError {
     NamespaceError::PodInit(format!("user namespace helper: {reason}"))
-}
-
-fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> NamespaceError {
-    let source = nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    NamespaceError::Path {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// The body of `longshore pod-userns <dir> [--net] [--ipc] [--uts] [--hostname=H]

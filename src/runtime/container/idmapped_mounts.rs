@@ -18,17 +18,16 @@ use crate::server::status::RpcContext;
 /// The folder, in a container's state folder, holding its idmapped volumes.
 const IDMAPPED_DIR: &str = "idmapped";
 
-/// Makes the idmapped mounts `config` asks for and returns the config with each of them turned
+/// Makes the idmapped mounts `config` asks for and returns it with each of them turned
 /// into a plain bind of its idmapped view. Blocking (mounts). On an error, what was mounted
 /// stays for the caller's undo ([`unmount_all`]).
 pub(crate) fn mount_all(
     state_dir: &Path,
     pod_config: &PodSandboxConfig,
     userns: Option<&Path>,
-    config: &ContainerConfig,
+    mut config: ContainerConfig,
 ) -> Result<ContainerConfig, RpcError> {
-    let mut resolved = config.clone();
-    for (i, m) in resolved.mounts.iter_mut().enumerate() {
+    for (i, m) in config.mounts.iter_mut().enumerate() {
         if m.uid_mappings.is_empty() && m.gid_mappings.is_empty() {
             continue;
         }
@@ -46,7 +45,7 @@ pub(crate) fn mount_all(
         m.uid_mappings.clear();
         m.gid_mappings.clear();
     }
-    Ok(resolved)
+    Ok(config)
 }
 
 /// The pod's pinned user namespace, if the mount's maps are the pod's; else InvalidArgument.

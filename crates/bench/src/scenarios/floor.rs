@@ -4,8 +4,6 @@
 //! pod, so the table shows how far above the floor each runtime is. The floor rows are in the
 //! subject's column; the runtime rows in each endpoint's.
 
-use std::time::Instant;
-
 use anyhow::Context;
 
 use super::Bench;
@@ -96,17 +94,7 @@ impl Bench<'_> {
     ) {
         let image = self.settings.image.clone();
         self.interleave(scenario, warmup, timed, async |ep, round| {
-            let t = Instant::now();
-            let pod = ep.run_pod(&format!("floor-{round}")).await?;
-            let made = async {
-                let id = ep.create_container(&pod, "c", &image).await?;
-                ep.start_container(&id).await
-            }
-            .await;
-            let took = t.elapsed();
-            let teardown = ep.teardown(&pod).await;
-            made?;
-            teardown?;
+            let took = super::userns::start(ep, &format!("floor-{round}"), &image, None).await?;
             Ok(vec![(
                 "runtime: RunPodSandbox+CreateContainer+StartContainer".into(),
                 Unit::Ms,

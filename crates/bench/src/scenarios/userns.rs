@@ -69,7 +69,7 @@ async fn offers_user_namespaces(ep: &Endpoint) -> Result<bool> {
 }
 
 /// RunPodSandbox + CreateContainer + StartContainer, timed; the pod is torn down after.
-async fn start(
+pub(super) async fn start(
     ep: &Endpoint,
     name: &str,
     image: &str,
